@@ -424,7 +424,7 @@ int flv_parse_hvcc(const uint8_t *rec, size_t len, struct media_codec_config *cf
         if (rec[6 + i])
             last = i;
     for (int i = 0; i <= last && n > 0 && (size_t)n < sizeof c.codec_string; i++)
-        n += snprintf(c.codec_string + n, sizeof c.codec_string - (size_t)n, ".%X", rec[6 + i]);
+        n += snprintf(c.codec_string + n, sizeof c.codec_string - (size_t)n, ".%02X", rec[6 + i]);
     c.kind = MEDIA_KIND_VIDEO;
     c.codec = MEDIA_CODEC_HEVC;
     c.extradata = rec;

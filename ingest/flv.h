@@ -60,8 +60,8 @@ int flv_parse_audio(const uint8_t *body, size_t len, int64_t tag_ts_ms,
  *  avcC: "avc1.PPCCLL" from the record's profile/compat/level; size from the
  *        first SPS (cropping applied). Any NAL length size is accepted here.
  *  hvcC: "hvc1.[A-C]<profile>.<compat reversed, hex>.<L|H><level>[.<constraint
- *        byte hex>]*" (ISO/IEC 14496-15 Annex E, trailing zero bytes
- *        omitted); size from the first SPS in the arrays (required).
+ *        byte, 2 hex digits>]*" (ISO/IEC 14496-15 Annex E, trailing zero
+ *        bytes omitted; same form as GStreamer's codec-utils); size from the first SPS in the arrays (required).
  *  av1C: "av01.<profile>.<level, 2 digits><M|H>.<bit depth, 2 digits>"; size
  *        from the sequence header OBU in configOBUs, 0x0 if there is none.
  *  AudioSpecificConfig: "mp4a.40.<audioObjectType>"; sample rate from the
