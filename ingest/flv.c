@@ -1072,3 +1072,16 @@ int flv_parse_audio(const uint8_t *body, size_t len, int64_t tag_ts_ms,
         return FLV_ERR_MALFORMED;
     }
 }
+
+/* ---- configuration changes (SPEC ING-9) ----------------------------------- */
+
+bool flv_config_changed(const struct media_codec_config *cur, const struct media_codec_config *next)
+{
+    if (!next)
+        return false;
+    if (!cur || !cur->extradata || cur->extradata_len == 0)
+        return true;
+    if (cur->kind != next->kind || cur->codec != next->codec || cur->extradata_len != next->extradata_len)
+        return true;
+    return !next->extradata || memcmp(cur->extradata, next->extradata, cur->extradata_len) != 0;
+}

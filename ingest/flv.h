@@ -10,6 +10,7 @@
 #ifndef INGEST_FLV_H
 #define INGEST_FLV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,5 +73,13 @@ int flv_parse_avcc(const uint8_t *rec, size_t len, struct media_codec_config *cf
 int flv_parse_hvcc(const uint8_t *rec, size_t len, struct media_codec_config *cfg);
 int flv_parse_av1c(const uint8_t *rec, size_t len, struct media_codec_config *cfg);
 int flv_parse_asc(const uint8_t *rec, size_t len, struct media_codec_config *cfg);
+
+/* SPEC ING-9: true when `next` describes a different stream than `cur` (kind,
+ * codec or configuration-record bytes differ), i.e. a new init segment and an
+ * EXT-X-DISCONTINUITY are due. Encoders re-send identical sequence headers
+ * (periodically, or after a pause); those are not changes. A NULL cur, or one
+ * without extradata, is "no configuration yet": any next is a change.
+ * Neither argument is modified. */
+bool flv_config_changed(const struct media_codec_config *cur, const struct media_codec_config *next);
 
 #endif

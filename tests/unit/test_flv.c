@@ -1197,6 +1197,33 @@ static void test_legacy_aac_tags_from_ffmpeg(void **state)
     free(frame.p);
 }
 
+static void test_config_changed_only_when_codec_or_record_bytes_differ(void **state)
+{
+    (void)state;
+    struct media_frame fr;
+    const char *why;
+    struct blob a = load("avc_high_720p_seq.tag");
+    struct blob b = dup_blob(a.p, a.len); /* same bytes, another buffer */
+    struct media_codec_config ca, cb, ch;
+    assert_int_equal(flv_parse_video(a.p, a.len, 0, &ca, &fr, &why), FLV_CONFIG);
+    assert_int_equal(flv_parse_video(b.p, b.len, 0, &cb, &fr, &why), FLV_CONFIG);
+    assert_true(flv_config_changed(NULL, &ca));           /* first configuration */
+    assert_false(flv_config_changed(&ca, &cb));          /* re-sent, identical */
+    b.p[b.len - 1] ^= 1;                                  /* one byte differs */
+    assert_true(flv_config_changed(&ca, &cb));
+    struct blob h = load("hevc_main_720p.hvcc");          /* codec change */
+    memset(&ch, 0, sizeof ch);
+    assert_int_equal(flv_parse_hvcc(h.p, h.len, &ch), 0);
+    assert_true(flv_config_changed(&ca, &ch));
+    struct media_codec_config empty;
+    memset(&empty, 0, sizeof empty);
+    assert_true(flv_config_changed(&empty, &ca));
+    assert_false(flv_config_changed(&ca, NULL));
+    free(h.p);
+    free(a.p);
+    free(b.p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1216,6 +1243,7 @@ int main(void)
         cmocka_unit_test(test_video_tag_table),
         cmocka_unit_test(test_audio_tag_table),
         cmocka_unit_test(test_legacy_aac_tags_from_ffmpeg),
+        cmocka_unit_test(test_config_changed_only_when_codec_or_record_bytes_differ),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
