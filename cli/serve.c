@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api/health.h"
+#include "api/metrics.h"
 #include "api/http_server.h"
 #include "api/router.h"
 #include "cli/cli.h"
@@ -66,6 +67,7 @@ static void default_url(const char *scheme, const char *listen, const char *suff
 static void register_routes(struct router *r)
 {
     router_add(r, "GET", "/healthz", health_handle);
+    router_add(r, "GET", "/metrics", metrics_handle);
 }
 
 int cli_serve(struct config *cfg, int argc, char **argv)

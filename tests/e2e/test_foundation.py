@@ -167,3 +167,15 @@ def test_port_in_use_is_a_clear_error(castgate, castgate_factory):
     r = subprocess.run([BIN, "serve"], env=cg.env, capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
     assert "cannot listen" in r.stderr
+
+
+def test_metrics_prometheus_text(castgate):
+    castgate.get("/healthz")
+    r = castgate.get("/metrics")
+    assert r.status == 200
+    assert r.headers["Content-Type"].startswith("text/plain")
+    text = r.body.decode()
+    for name in ("castgate_live_streams", "castgate_segments_written_total", "castgate_sweeper_runs_total",
+                 "castgate_db_up 1", 'castgate_recordings{state="READY"}', "castgate_db_latency_seconds"):
+        assert name in text, name
+    assert 'castgate_http_requests_total{code="200"}' in text
