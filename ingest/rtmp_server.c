@@ -57,10 +57,11 @@
 #define UC_PING_REQUEST 6
 #define UC_PING_RESPONSE 7
 
-enum sess_state {
+enum sess_state { /* ordered: comparisons like state >= S_PUBLISH_PENDING are used */
     S_HANDSHAKE,
     S_WAIT_CONNECT,
     S_CONNECTED,
+    S_UNPUBLISHED, /* published once and stopped; the client closes the socket */
     S_PUBLISH_PENDING,
     S_PUBLISHING,
 };
@@ -763,7 +764,9 @@ static void cmd_publish(struct rtmp_session *s, const struct rtmp_message *m, co
     uint32_t msid = m->stream_id ? m->stream_id : 1;
     if (s->state != S_CONNECTED) {
         send_on_status(s, msid, "error", "NetStream.Publish.BadName",
-                       s->state < S_CONNECTED ? "connect first" : "already publishing");
+                       s->state < S_CONNECTED      ? "connect first"
+                       : s->state == S_UNPUBLISHED ? "reconnect to publish again"
+                                                   : "already publishing");
         return;
     }
     s->publish_msid = msid;
@@ -846,6 +849,27 @@ void rtmp_session_publish_result(struct rtmp_session *s, bool ok, const char *co
     }
 }
 
+/* The publisher stopped (deleteStream / closeStream). The upper layer hears
+ * on_close("unpublish") now; the socket stays open for the client to close
+ * (GStreamer rtmp2sink reports an error if the server closes first), and the
+ * idle timer ends it if the client lingers. No further callbacks. */
+static void session_unpublish(struct rtmp_session *s)
+{
+    s->state = S_UNPUBLISHED;
+    s->activity_ms = loop_now_ms();
+    if (s->counted_live) {
+        s->counted_live = false;
+        metrics_add(METRIC_LIVE_STREAMS, -1);
+    }
+    log_info("rtmp: unpublish id=%llu peer=%s key=%s", (unsigned long long)s->id, s->peer,
+             s->key_hint);
+    if (s->got_on_publish && !s->on_close_done) {
+        s->on_close_done = true;
+        if (s->srv->h.on_close)
+            s->srv->h.on_close(s->srv->h.ctx, s, "unpublish");
+    }
+}
+
 static void handle_command(struct rtmp_session *s, const struct rtmp_message *m,
                            const uint8_t *p, size_t len)
 {
@@ -901,12 +925,10 @@ static void handle_command(struct rtmp_session *s, const struct rtmp_message *m,
         ab_end_obj(&a);
         send_amf(s, CSID_COMMAND, 0, &a);
     } else if (strcmp(name, "deleteStream") == 0 || strcmp(name, "closeStream") == 0) {
-        /* The publisher is done: end the session (on_close tells the upper
-         * layer), letting the status reach the client. */
         if (s->state >= S_PUBLISH_PENDING) {
             send_on_status(s, s->publish_msid, "status", "NetStream.Unpublish.Success",
                            "Stop publishing");
-            session_close(s, "unpublish", true);
+            session_unpublish(s);
         }
     } else if (strcmp(name, "play") == 0 || strcmp(name, "play2") == 0) {
         uint32_t msid = m->stream_id ? m->stream_id : 1;
@@ -1319,6 +1341,32 @@ static void worker_shutdown_job(void *arg)
     }
 }
 
+/* "ip:port" / "[ip6]:port" with a numeric host (no DNS: this may run on a
+ * loop thread); port 0 = any free port. */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, int *len)
+{
+    char host[INET6_ADDRSTRLEN];
+    int port;
+    if (config_split_hostport(s, host, sizeof host, &port) != 0)
+        return -1;
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *len = sizeof *a4;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *len = sizeof *a6;
+        return 0;
+    }
+    return -1;
+}
+
 struct rtmp_server *rtmp_server_new(const struct rtmp_server_config *cfg, struct loop *accept_loop,
                                     struct loop **media_loops, int n, const struct rtmp_handler *h,
                                     char *err, size_t errlen)
@@ -1343,9 +1391,9 @@ struct rtmp_server *rtmp_server_new(const struct rtmp_server_config *cfg, struct
         snprintf(err, errlen, "rtmp: app name must be non-empty without '/'");
         return NULL;
     }
-    memset(&ss, 0, sizeof ss);
-    if (evutil_parse_sockaddr_port(cfg->listen, (struct sockaddr *)&ss, &sslen) != 0) {
-        snprintf(err, errlen, "rtmp: bad listen address \"%s\"", cfg->listen);
+    if (parse_listen(cfg->listen, &ss, &sslen) != 0) {
+        snprintf(err, errlen, "rtmp: bad listen address \"%s\" (want numeric host:port)",
+                 cfg->listen);
         return NULL;
     }
 
