@@ -1,10 +1,12 @@
 /* cmaf_muxer.c — libavformat mp4 muxer in CMAF fragment mode, into memory.
  *
- * movflags: cmaf (implies empty_moov, default_base_moof, negative CTS
- * offsets, no edit lists), frag_custom (a fragment is closed only by
- * av_write_frame(ctx, NULL)), frag_discont (the first sample sets tfdt),
- * skip_sidx and skip_trailer (parts need no index and the stream never
- * ends with an mfra). See cmaf_muxer.h for the contract. */
+ * movflags: empty_moov (the init segment is complete at write_header),
+ * default_base_moof (CMAF / ISO 14496-12 §8.8.7: data offsets relative to
+ * the moof), frag_custom (a fragment is closed only by
+ * av_write_frame(ctx, NULL)), frag_discont (the first sample of each track
+ * sets its tfdt) and skip_trailer (a live stream never ends with an mfra).
+ * avoid_negative_ts is disabled so libavformat never shifts our timeline.
+ * See cmaf_muxer.h for the contract and why not movflags=cmaf. */
 #include "packager/cmaf_muxer.h"
 
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <libavutil/channel_layout.h>
 #include <libavutil/dict.h>
 #include <libavutil/mem.h>
+#include <libavutil/opt.h>
 
 #include "core/bytes.h"
 #include "core/log.h"
@@ -42,11 +45,13 @@ struct cmaf_muxer {
     int stream_of[2];          /* media_kind -> stream index, -1 = absent */
     uint32_t timescale[2];
     int64_t last_dts[2];
+    int64_t last_end[2];       /* dts + duration of the last sample */
     bool have_last[2];
     uint8_t *init;             /* copy of the init segment */
     size_t init_len;
     uint8_t *frag;             /* last flushed fragment (taken buffer) */
     uint32_t fragments;
+    size_t frag_bytes;         /* sample bytes in the open fragment */
     AVPacket *pkt;
     bool broken;               /* a write error happened: refuse further work */
 };
@@ -332,6 +337,8 @@ struct cmaf_muxer *cmaf_muxer_new(const struct cmaf_muxer_config *cfg, char *err
     }
     m->stream_of[0] = m->stream_of[1] = -1;
     m->buf.max = cfg->max_bytes ? cfg->max_bytes : CMAF_MUXER_DEFAULT_MAX_BYTES;
+    if (m->buf.max < CMAF_MUXER_MIN_MAX_BYTES)
+        m->buf.max = CMAF_MUXER_MIN_MAX_BYTES;
     if (!cfg->video && !cfg->audio) {
         set_err(err, errlen, "no track", 0);
         goto fail;
@@ -427,6 +434,11 @@ uint32_t cmaf_muxer_timescale(const struct cmaf_muxer *m, enum media_kind kind)
     return cmaf_muxer_has_track(m, kind) ? m->timescale[kind] : 0;
 }
 
+size_t cmaf_muxer_pending_bytes(const struct cmaf_muxer *m)
+{
+    return m->frag_bytes;
+}
+
 uint32_t cmaf_muxer_fragments(const struct cmaf_muxer *m)
 {
     return m->fragments;
@@ -441,8 +453,12 @@ int cmaf_muxer_write(struct cmaf_muxer *m, const struct cmaf_muxer_sample *s)
     if (s->duration <= 0 || s->duration > INT32_MAX || s->pts < s->dts ||
         s->pts - s->dts > INT32_MAX)
         return -EINVAL;
-    if (m->have_last[s->kind] && s->dts <= m->last_dts[s->kind])
+    if (m->have_last[s->kind] && s->dts < m->last_end[s->kind])
         return -EINVAL;
+    /* movenc keeps the open fragment's mdat in its own growable buffer; the
+     * ceiling is enforced here, with room left for the moof. */
+    if (m->frag_bytes + s->len + 64 * 1024 > m->buf.max)
+        return -ENOSPC;
 
     /* The packet borrows the sample's bytes: movenc copies them into its
      * mdat buffer during the call, so no reference outlives it. */
@@ -468,7 +484,9 @@ int cmaf_muxer_write(struct cmaf_muxer *m, const struct cmaf_muxer_sample *s)
         return m->buf.error ? m->buf.error : -EIO;
     }
     m->last_dts[s->kind] = s->dts;
+    m->last_end[s->kind] = s->dts + s->duration;
     m->have_last[s->kind] = true;
+    m->frag_bytes += s->len;
     return 0;
 }
 
@@ -487,6 +505,16 @@ int cmaf_muxer_flush(struct cmaf_muxer *m, const uint8_t **data, size_t *len)
                   m->buf.error ? strerror(-m->buf.error) : "libavformat error");
         m->broken = true;
         return m->buf.error ? m->buf.error : -EIO;
+    }
+    m->frag_bytes = 0;
+    /* Re-arm frag_discont: the next fragment's tfdt is then its first
+     * sample's dts for every track, so a gap (a track that paused) stays a
+     * gap instead of being folded into the previous sample. */
+    rc = av_opt_set(m->fmt->priv_data, "movflags", "+frag_discont", 0);
+    if (rc < 0) {
+        log_error("cmaf_muxer: re-arm frag_discont: %d", rc);
+        m->broken = true;
+        return -EIO;
     }
     if (m->buf.len == 0)
         return 0;

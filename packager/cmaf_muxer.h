@@ -12,10 +12,15 @@
  * Timestamps: the first sample written to each track sets that track's tfdt
  * (movflags frag_discont), so a muxer created mid-stream (new codec config,
  * SPEC ING-9) continues the media timeline instead of restarting at zero.
- * Afterwards each fragment's tfdt is the previous tfdt plus the durations
- * written. Composition offsets are kept as given (pts = dts + offset); CMAF
- * mode writes them as signed trun offsets (version 1), shifting each track's
- * decode timeline by its first sample's offset so that sample has cts 0.
+ * The flag is re-armed after every fragment, so each fragment's tfdt is the
+ * dts of its first sample of that track: exactly the dts given, gaps kept. Composition offsets are written as
+ * given (pts - dts >= 0, trun version 0), without an edit list and without
+ * shifting the decode timeline. (movflags "cmaf" is not used: it forces
+ * negative CTS offsets, which shift every track's decode time by its first
+ * composition offset; libavformat's own mp4 demuxer then reports video pts
+ * one B-frame later than written. The boxes needed by CMAF / HLS fMP4 -
+ * empty moov with mvex, moof with default-base-is-moof, tfdt v1 - are the
+ * same; the ftyp carries iso5/iso6.)
  *
  * Threading: a muxer belongs to one thread; no call blocks. */
 #ifndef PACKAGER_CMAF_MUXER_H
@@ -29,6 +34,7 @@
 
 #define CMAF_MUXER_VIDEO_TIMESCALE 90000
 #define CMAF_MUXER_DEFAULT_MAX_BYTES (32u << 20)
+#define CMAF_MUXER_MIN_MAX_BYTES (256u << 10)
 
 struct cmaf_muxer;
 
@@ -38,7 +44,8 @@ struct cmaf_muxer_config {
     const struct media_codec_config *video;
     const struct media_codec_config *audio;
     /* Ceiling of the memory buffer: the init segment and every single
-     * fragment must fit. 0 = CMAF_MUXER_DEFAULT_MAX_BYTES. */
+     * fragment must fit. 0 = CMAF_MUXER_DEFAULT_MAX_BYTES; values below
+     * CMAF_MUXER_MIN_MAX_BYTES are raised to it. */
     size_t max_bytes;
     /* mfhd sequence number of the first fragment (0 or 1 = start at 1), so a
      * muxer that replaces another keeps the numbers increasing. */
@@ -47,7 +54,7 @@ struct cmaf_muxer_config {
 
 struct cmaf_muxer_sample {
     enum media_kind kind;
-    int64_t dts;        /* track timescale; strictly increasing per track */
+    int64_t dts;        /* track timescale; >= the previous sample's dts + duration */
     int64_t pts;        /* >= dts */
     int64_t duration;   /* > 0: distance to the next sample of the track */
     bool keyframe;      /* sync sample (always true for audio) */
@@ -78,16 +85,21 @@ bool cmaf_muxer_has_track(const struct cmaf_muxer *m, enum media_kind kind);
 /* Timescale of a track (ticks per second); 0 when the track is absent. */
 uint32_t cmaf_muxer_timescale(const struct cmaf_muxer *m, enum media_kind kind);
 
-/* Adds a sample to the open fragment. Returns 0, or negative on a rejected
- * sample (absent track, non-increasing dts, pts < dts, duration <= 0) or a
- * libavformat / buffer-ceiling error; the muxer stays usable after a
- * rejected sample, not after a write error (-ENOSPC, -EIO). */
+/* Adds a sample to the open fragment. Returns 0; -EINVAL for a rejected
+ * sample (absent track, dts before the previous sample's end, pts < dts,
+ * duration <= 0);
+ * -ENOSPC when the open fragment would outgrow the ceiling (flush first);
+ * the muxer stays usable after those. After a libavformat / output error
+ * (-EIO, -ENOMEM) every further call fails. */
 int cmaf_muxer_write(struct cmaf_muxer *m, const struct cmaf_muxer_sample *s);
 
 /* Closes the open fragment: *data and *len receive its moof+mdat bytes, owned by
  * the muxer and valid until the next _write/_flush/_free. With no sample
  * written since the last flush, returns 0 with *len == 0. */
 int cmaf_muxer_flush(struct cmaf_muxer *m, const uint8_t **data, size_t *len);
+
+/* Bytes of sample data in the open fragment. */
+size_t cmaf_muxer_pending_bytes(const struct cmaf_muxer *m);
 
 /* Number of fragments closed so far. */
 uint32_t cmaf_muxer_fragments(const struct cmaf_muxer *m);
