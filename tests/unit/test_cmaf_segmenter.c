@@ -53,7 +53,10 @@ struct c_part {
     struct cmaf_part p;
     uint8_t *data;
     size_t init;   /* index of the init it belongs to */
+    int64_t fed_ms;   /* input timestamp being fed when it was published */
 };
+
+static int64_t g_feed_ms;   /* set by the feeders before each frame */
 
 struct collector {
     struct c_init inits[16];
@@ -96,6 +99,7 @@ static void col_on_part(void *ctx, const struct cmaf_part *p)
     memcpy(cp->data, p->data, p->len);
     cp->p.data = cp->data;
     cp->init = c->ninit - 1;
+    cp->fed_ms = g_feed_ms;
 }
 
 static void col_on_segment(void *ctx, const struct cmaf_segment *g)
@@ -125,6 +129,17 @@ static struct cmaf_sink col_sink(struct collector *c)
 static long long g_wall_us;
 static long long fake_wall(void *ctx) { (void)ctx; return g_wall_us; }
 static long long fake_mono(void *ctx) { (void)ctx; return g_wall_us; }
+
+static struct cmaf_segmenter *new_seg_cfg(struct collector *c, struct cmaf_segmenter_config *cfg)
+{
+    cfg->now_wall_us = fake_wall;
+    cfg->now_mono_us = fake_mono;
+    struct cmaf_sink sink = col_sink(c);
+    char err[128];
+    struct cmaf_segmenter *s = cmaf_segmenter_new(cfg, &sink, err, sizeof(err));
+    assert_non_null(s);
+    return s;
+}
 
 static struct cmaf_segmenter *new_seg(struct collector *c, uint32_t seg_ms, uint32_t part_ms,
                                       uint64_t first_msn)
@@ -162,6 +177,7 @@ static void feed_flv(struct cmaf_segmenter *s, const struct cmaf_test_flv *flv, 
         if (fn && !fn(t, i, &f.dts_ms, ctx))
             continue;
         g_wall_us = 1700000000000000LL + f.dts_ms * 1000;
+        g_feed_ms = t->ts;
         assert_int_equal(cmaf_segmenter_frame(s, &f), 0);
     }
 }
@@ -282,7 +298,7 @@ static void check_boxes(const struct collector *c, const struct expect *e)
             uint32_t id = tf->track_id;
             assert_true(id >= 1 && id < 8);
             assert_true(tf->nsamples > 0);
-            if (have[id] && !cp->p.discontinuity && tf->tfdt != expect_tfdt[id])
+            if (have[id] && !cp->p.discontinuity && !e->gaps && tf->tfdt != expect_tfdt[id])
                 fprintf(stderr, "part %zu track %u: tfdt %llu, expected %llu\n", i, id,
                         (unsigned long long)tf->tfdt, (unsigned long long)expect_tfdt[id]);
             if (have[id] && !cp->p.discontinuity && !e->gaps)
@@ -457,6 +473,10 @@ static void test_h264_aac_flv_is_cut_at_keyframes_and_decodes(void **state)
         check_boxes(&c, &e);
         for (size_t g = 0; g < c.nsegs; g++)
             assert_false(c.segs[g].discontinuity);
+        /* PROGRAM-DATE-TIME: arrival of the first frame + media time (the
+         * fake clock reads input time). */
+        for (size_t i = 0; i < c.nparts; i++)
+            assert_int_equal(c.parts[i].p.wall_us, 1700000000000000LL + c.parts[i].p.start_us);
         /* 6.5 s with a keyframe every 2 s. */
         if (e.seg_ms == 2000) {
             assert_int_equal(c.nsegs, 4);
@@ -1001,6 +1021,247 @@ static void test_hevc_and_av1_are_packaged(void **state)
     }
 }
 
+
+/* ---- tests: latency and continuity -------------------------------------- */
+
+/* LL-HLS wants a part the moment it is complete: here, once the next video
+ * frame and the audio up to the boundary arrived (about one frame). */
+static void test_parts_are_published_about_one_frame_after_they_end(void **state)
+{
+    (void)state;
+    struct cmaf_test_flv flv;
+    load_flv("av.flv", &flv);
+    struct collector c = { 0 };
+    struct cmaf_segmenter *s = new_seg(&c, 2000, 500, 0);
+    feed_flv(s, &flv, 320, 240, NULL, NULL);
+    size_t before_flush = c.nparts;
+    assert_int_equal(cmaf_segmenter_flush(s), 0);
+    assert_true(before_flush >= 12);
+    for (size_t i = 0; i < before_flush; i++) {
+        int64_t end_ms = (c.parts[i].p.start_us + c.parts[i].p.duration_us) / 1000;
+        int64_t lag = c.parts[i].fed_ms - end_ms;
+        assert_true(lag >= 0);
+        assert_true(lag <= 70);
+    }
+    cmaf_segmenter_free(s);
+    col_free(&c);
+    cmaf_test_flv_free(&flv);
+}
+
+/* Audio that stops for 2.5 s does not hold video back for more than the
+ * interleaving window, and its gap stays a gap (tfdt jumps ahead). */
+static bool drop_audio_2_to_4500(const struct cmaf_test_tag *t, size_t idx, int64_t *ts, void *ctx)
+{
+    (void)idx;
+    (void)ts;
+    (void)ctx;
+    return t->kind == MEDIA_KIND_VIDEO || t->ts < 2000 || t->ts >= 4500;
+}
+
+static void test_a_stalled_audio_track_does_not_hold_video_back(void **state)
+{
+    (void)state;
+    struct cmaf_test_flv flv;
+    load_flv("av.flv", &flv);
+    struct collector c = { 0 };
+    struct cmaf_segmenter *s = new_seg(&c, 2000, 500, 0);
+    g_av_warnings = 0;
+    feed_flv(s, &flv, 320, 240, drop_audio_2_to_4500, NULL);
+    size_t before_flush = c.nparts;
+    assert_int_equal(cmaf_segmenter_flush(s), 0);
+    assert_int_equal(g_av_warnings, 0);
+    for (size_t i = 0; i < before_flush; i++) {
+        int64_t end_ms = (c.parts[i].p.start_us + c.parts[i].p.duration_us) / 1000;
+        assert_true(c.parts[i].fed_ms - end_ms <= 1100);
+    }
+    struct expect e = { 2000, 500, 0, true, true };
+    check_numbers(&c, &e);
+    check_boxes(&c, &e);
+    for (size_t g = 0; g < c.nsegs; g++)
+        assert_false(c.segs[g].discontinuity);
+    char path[128];
+    write_output(&c, 0, "stall_out.mp4", path, sizeof(path));
+    check_decodes(path);
+    cmaf_segmenter_free(s);
+    col_free(&c);
+    cmaf_test_flv_free(&flv);
+}
+
+/* A reconnect: the next session's segmenter continues the room's msn and
+ * media time and starts with a discontinuity. */
+static bool first_3s(const struct cmaf_test_tag *t, size_t idx, int64_t *ts, void *ctx)
+{
+    (void)idx;
+    (void)ts;
+    (void)ctx;
+    return t->ts < 3000;
+}
+
+static void test_reconnect_continues_msn_and_media_time(void **state)
+{
+    (void)state;
+    struct cmaf_test_flv a, b;
+    load_flv("av.flv", &a);
+    load_flv("av2.flv", &b);
+    struct collector c1 = { 0 }, c2 = { 0 };
+    struct cmaf_segmenter *s1 = new_seg(&c1, 2000, 500, 100);
+    feed_flv(s1, &a, 320, 240, first_3s, NULL);
+    assert_int_equal(cmaf_segmenter_flush(s1), 0);
+    uint64_t next = cmaf_segmenter_next_msn(s1);
+    int64_t end = cmaf_segmenter_end_time_us(s1);
+    assert_int_equal(next, 102);
+    const struct cmaf_segment *last = &c1.segs[c1.nsegs - 1];
+    /* past the end of both tracks (audio runs a little past the video) */
+    assert_true(end >= last->start_us + last->duration_us);
+    assert_true(end - (last->start_us + last->duration_us) < 50000);
+
+    struct cmaf_segmenter_config cfg;
+    cmaf_segmenter_config_defaults(&cfg);
+    cfg.first_msn = next;
+    cfg.start_time_us = end;
+    cfg.discontinuity_at_start = true;
+    struct cmaf_segmenter *s2 = new_seg_cfg(&c2, &cfg);
+    feed_flv(s2, &b, 480, 270, NULL, NULL);
+    assert_int_equal(cmaf_segmenter_flush(s2), 0);
+    assert_int_equal(c2.ninit, 1);
+    assert_true(c2.inits[0].disc);
+    assert_true(c2.segs[0].discontinuity);
+    assert_int_equal(c2.segs[0].msn, 102);
+    assert_true(llabs(c2.segs[0].start_us - end) < 1000);
+    struct expect e = { 2000, 500, 102, true, false };
+    check_numbers(&c2, &e);
+    check_boxes(&c2, &e);
+    cmaf_segmenter_free(s1);
+    cmaf_segmenter_free(s2);
+    col_free(&c1);
+    col_free(&c2);
+    cmaf_test_flv_free(&a);
+    cmaf_test_flv_free(&b);
+}
+
+/* Flush closes everything; frames after it open a discontinuity segment in
+ * the same init; a repeated identical sequence header changes nothing. */
+static void test_flush_then_more_frames_and_repeated_configs(void **state)
+{
+    (void)state;
+    struct cmaf_test_flv flv;
+    load_flv("av.flv", &flv);
+    struct collector c = { 0 };
+    struct cmaf_segmenter *s = new_seg(&c, 2000, 500, 0);
+    bool flushed = false;
+    for (size_t i = 0; i < flv.ntags; i++) {
+        const struct cmaf_test_tag *t = &flv.tags[i];
+        if (!flushed && t->ts >= 3000) {
+            assert_int_equal(cmaf_segmenter_flush(s), 0);
+            assert_int_equal(c.nsegs, 2);
+            assert_int_equal(cmaf_segmenter_next_msn(s), 2);
+            /* the encoder resends its sequence headers */
+            for (size_t k = 0; k < flv.ntags; k++) {
+                if (flv.tags[k].config) {
+                    struct media_codec_config cfg = cmaf_test_config(&flv.tags[k], 320, 240);
+                    assert_int_equal(cmaf_segmenter_config(s, &cfg), 0);
+                }
+            }
+            flushed = true;
+        }
+        if (t->config) {
+            struct media_codec_config cfg = cmaf_test_config(t, 320, 240);
+            assert_int_equal(cmaf_segmenter_config(s, &cfg), 0);
+            continue;
+        }
+        struct media_frame f = cmaf_test_frame(t);
+        g_feed_ms = t->ts;
+        assert_int_equal(cmaf_segmenter_frame(s, &f), 0);
+    }
+    assert_int_equal(cmaf_segmenter_flush(s), 0);
+    assert_int_equal(c.ninit, 1);
+    /* frames between 3 s and the 4 s keyframe are dropped */
+    assert_int_equal(c.nsegs, 4);
+    assert_false(c.segs[0].discontinuity);
+    assert_false(c.segs[1].discontinuity);
+    assert_true(c.segs[2].discontinuity);
+    assert_int_equal(c.segs[2].start_us, 4000000);
+    assert_false(c.segs[3].discontinuity);
+    struct expect e = { 2000, 500, 0, true, true };
+    check_numbers(&c, &e);
+    check_boxes(&c, &e);
+    char path[128];
+    write_output(&c, 0, "flush_out.mp4", path, sizeof(path));
+    check_decodes(path);
+    cmaf_segmenter_free(s);
+    col_free(&c);
+    cmaf_test_flv_free(&flv);
+}
+
+/* ---- tests: start policy ------------------------------------------------ */
+
+static void test_start_waits_only_for_tracks_that_may_come(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        bool expect_audio, expect_video;
+        int64_t audio_from_ms;     /* audio config + frames from here; -1 = never */
+        size_t ninit;
+        int ntracks;               /* of the first init */
+        int64_t first_part_max_fed, first_part_min_fed;
+    } cases[] = {
+        { "announced audio 2.5 s late", true, true, 2500, 1, 2, 99999, 2500 },
+        { "announced video only", false, true, -1, 1, 1, 600, 0 },
+        { "nothing announced, no audio", false, false, -1, 1, 1, 99999, 1000 },
+        { "nothing announced, audio 3 s late", false, false, 3000, 2, 1, 99999, 1000 },
+    };
+    struct cmaf_test_flv flv;
+    load_flv("av.flv", &flv);
+    for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
+        struct collector c = { 0 };
+        struct cmaf_segmenter_config cfg;
+        cmaf_segmenter_config_defaults(&cfg);
+        cfg.expect_audio = cases[ci].expect_audio;
+        cfg.expect_video = cases[ci].expect_video;
+        struct cmaf_segmenter *s = new_seg_cfg(&c, &cfg);
+        const struct cmaf_test_tag *acfg = NULL;
+        bool audio_sent = false;
+        for (size_t i = 0; i < flv.ntags; i++) {
+            const struct cmaf_test_tag *t = &flv.tags[i];
+            if (t->config && t->kind == MEDIA_KIND_AUDIO) {
+                acfg = t;
+                continue;
+            }
+            if (t->kind == MEDIA_KIND_AUDIO &&
+                (cases[ci].audio_from_ms < 0 || t->ts < cases[ci].audio_from_ms))
+                continue;
+            if (t->kind == MEDIA_KIND_AUDIO && !audio_sent) {
+                struct media_codec_config ac = cmaf_test_config(acfg, 0, 0);
+                assert_int_equal(cmaf_segmenter_config(s, &ac), 0);
+                audio_sent = true;
+            }
+            if (t->config) {
+                struct media_codec_config vc = cmaf_test_config(t, 320, 240);
+                assert_int_equal(cmaf_segmenter_config(s, &vc), 0);
+                continue;
+            }
+            struct media_frame f = cmaf_test_frame(t);
+            g_feed_ms = t->ts;
+            assert_int_equal(cmaf_segmenter_frame(s, &f), 0);
+        }
+        assert_int_equal(cmaf_segmenter_flush(s), 0);
+        if (c.ninit != cases[ci].ninit)
+            fprintf(stderr, "case '%s': %zu inits\n", cases[ci].name, c.ninit);
+        assert_int_equal(c.ninit, cases[ci].ninit);
+        assert_int_equal(c.inits[0].ntracks, cases[ci].ntracks);
+        assert_true(c.parts[0].fed_ms <= cases[ci].first_part_max_fed);
+        assert_true(c.parts[0].fed_ms >= cases[ci].first_part_min_fed);
+        assert_int_equal(c.segs[0].start_us, 0);   /* nothing lost while waiting */
+        struct expect e = { 2000, 500, 0, true, true };
+        check_numbers(&c, &e);
+        check_boxes(&c, &e);
+        cmaf_segmenter_free(s);
+        col_free(&c);
+    }
+    cmaf_test_flv_free(&flv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1014,6 +1275,11 @@ int main(void)
         cmocka_unit_test(test_frames_before_first_keyframe_and_unconfigured_tracks_are_dropped),
         cmocka_unit_test(test_bad_configs_are_refused),
         cmocka_unit_test(test_hevc_and_av1_are_packaged),
+        cmocka_unit_test(test_parts_are_published_about_one_frame_after_they_end),
+        cmocka_unit_test(test_a_stalled_audio_track_does_not_hold_video_back),
+        cmocka_unit_test(test_reconnect_continues_msn_and_media_time),
+        cmocka_unit_test(test_flush_then_more_frames_and_repeated_configs),
+        cmocka_unit_test(test_start_waits_only_for_tracks_that_may_come),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
