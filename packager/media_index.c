@@ -130,6 +130,8 @@ struct media_index {
     int64_t anchor_start;
 
     int64_t td_s;                /* EXT-X-TARGETDURATION once frozen */
+    int64_t pt_us;               /* PART-TARGET in effect (≥ configured, ≥ every part) */
+    int64_t max_part_us;
     bool td_frozen;
     int64_t max_rounded_s;
     uint64_t disc_seq;           /* discontinuities that left the window */
@@ -499,6 +501,15 @@ static void sink_on_part(void *ctx, const struct cmaf_part *p)
         o->cap = ncap;
     }
     o->parts[o->nparts++] = (struct mi_part){buf, p->duration_us, p->independent};
+    if (p->duration_us > idx->max_part_us) {
+        idx->max_part_us = p->duration_us;
+        if (idx->td_frozen && idx->part_target_us > 0 && p->duration_us > idx->pt_us) {
+            /* RFC 8216bis §4.4.4.9: no part longer than PART-TARGET */
+            log_warn("hls: part longer than part target index=%s dur_us=%lld target_us=%lld", idx->name,
+                     (long long)p->duration_us, (long long)idx->pt_us);
+            idx->pt_us = (p->duration_us + 999) / 1000 * 1000;
+        }
+    }
     o->bytes += p->len;
     idx->parts_total++;
     idx->last_part_mono_us = p->ready_mono_us;
@@ -751,9 +762,19 @@ static int64_t freeze_td_locked(struct media_index *idx)
 {
     if (!idx->td_frozen) {
         idx->td_s = td_locked(idx);
+        /* parts are cut on frame boundaries (29.97 fps, 1024-sample AAC
+         * frames) and may overshoot the configured target by a frame */
+        int64_t pt = idx->max_part_us > idx->part_target_us ? idx->max_part_us : idx->part_target_us;
+        idx->pt_us = idx->part_target_us > 0 ? (pt + 999) / 1000 * 1000 : 0;
         idx->td_frozen = true;
     }
     return idx->td_s;
+}
+
+/* PART-TARGET for rendering and the Advance Part Limit. */
+static int64_t part_target_locked(struct media_index *idx)
+{
+    return idx->td_frozen ? idx->pt_us : idx->part_target_us;
 }
 
 struct snapshot {
@@ -821,7 +842,7 @@ static int render_media(struct media_index *idx, bool skip, const char *sfx, str
         tail += s->duration_us;
     }
     m.target_duration_s = td;
-    m.part_target_us = idx->part_target_us;
+    m.part_target_us = part_target_locked(idx);
     m.media_sequence = ring_at(idx, first)->msn;
     m.discontinuity_sequence = idx->disc_seq;
     m.ended = idx->state == MEDIA_INDEX_ENDED;
@@ -944,7 +965,7 @@ enum media_index_block media_index_block_check(struct media_index *idx, uint64_t
     pthread_mutex_lock(&idx->mu);
     uint64_t next = idx->open.nparts > 0 ? idx->open.msn : idx->next_msn;
     uint32_t k = idx->open.nparts;
-    uint32_t apl = playlist_advance_part_limit(idx->part_target_us);
+    uint32_t apl = playlist_advance_part_limit(part_target_locked(idx));
     if (idx->part_target_us <= 0 || idx->state == MEDIA_INDEX_ENDED) {
         r = MEDIA_INDEX_READY; /* §6.2.5.2: ignore directives with ENDLIST */
     } else if (msn > next + 1) {

@@ -352,6 +352,26 @@ static struct media_index *blocking_fixture(struct feeder *f)
     return idx;
 }
 
+static void test_part_target_covers_parts_longer_than_configured(void **state)
+{
+    (void)state;
+    struct media_index *idx = new_index(10, 0, 500000, NULL);
+    struct feeder f;
+    feeder_init(&f, idx);
+    feed_init(&f, "INIT-A", true, false);
+    feed_segment(&f, 0, 4, 500500, false); /* 15 frames at 29.97 fps */
+    int rc;
+    char *s = render(idx, MEDIA_INDEX_MEDIA, false, &rc);
+    assert_true(has(s, "#EXT-X-PART-INF:PART-TARGET=0.501\n"));
+    assert_true(has(s, "PART-HOLD-BACK=1.503\n"));
+    free(s);
+    feed_segment(&f, 1, 4, 512000, false); /* longer still: raised, never below a part */
+    s = render(idx, MEDIA_INDEX_MEDIA, false, &rc);
+    assert_true(has(s, "#EXT-X-PART-INF:PART-TARGET=0.512\n"));
+    free(s);
+    media_index_unref(idx);
+}
+
 static void test_blocking_reload_decisions_follow_rfc8216bis(void **state)
 {
     (void)state;
@@ -736,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_reconnect_continues_msn_with_a_discontinuity),
         cmocka_unit_test(test_discontinuity_sequence_counts_discontinuities_leaving_the_window),
         cmocka_unit_test(test_target_duration_never_changes_once_published),
+        cmocka_unit_test(test_part_target_covers_parts_longer_than_configured),
         cmocka_unit_test(test_blocking_reload_decisions_follow_rfc8216bis),
         cmocka_unit_test(test_parked_reader_is_notified_once_until_acknowledged),
         cmocka_unit_test(test_preload_hinted_part_is_not_yet_then_served),
