@@ -1,7 +1,8 @@
 /* serve.c — `castgate serve`: wires loops, the db pool, HTTP and RTMP, then
  * runs the main loop until SIGINT/SIGTERM.
  *
- * Threads: main (signals, accept), http (evhttp: API + HLS), K media loops
+ * Threads: main (signals), rtmp-accept (RTMP listener, timers), http (evhttp:
+ * API + HLS), K media loops
  * (RTMP sessions + packagers), db pool workers. Shutdown order: stop taking
  * new work (listeners), drain the db pool while the loops that receive its
  * results still run, then stop the loops. */
@@ -112,6 +113,7 @@ int cli_serve(struct config *cfg, int argc, char **argv)
     struct event *sigint = NULL, *sigterm = NULL;
     struct api_ctx *ctx = calloc(1, sizeof *ctx);
     struct loop *media_loops[256] = {0};
+    struct loop *accept_loop = NULL;
     int nmedia = 0;
     struct segment_store *store = NULL;
     struct media_registry *registry = NULL;
@@ -156,6 +158,9 @@ int cli_serve(struct config *cfg, int argc, char **argv)
         if (!media_loops[i])
             goto out;
     }
+    accept_loop = loop_new("rtmp-accept", 65536);
+    if (!accept_loop)
+        goto out;
     store = segment_store_new(cfg->data_dir, 0);
     if (!store) {
         log_error("serve: segment store under %s failed", cfg->data_dir);
@@ -219,7 +224,9 @@ int cli_serve(struct config *cfg, int argc, char **argv)
     for (int i = 0; i < nmedia; i++)
         if (loop_start(media_loops[i]) != 0)
             goto out;
-    struct gateway_deps gd = {cfg, db, conninfo, main_loop, media_loops, nmedia, registry};
+    if (loop_start(accept_loop) != 0)
+        goto out;
+    struct gateway_deps gd = {cfg, db, conninfo, accept_loop, media_loops, nmedia, registry};
     gw = gateway_start(&gd, err, sizeof err);
     if (!gw) {
         log_error("serve: %s", err);
@@ -237,6 +244,8 @@ out:
      * its results still run, then the loops stop. */
     gateway_stop(gw);
     db_pool_free(db);
+    if (accept_loop)
+        loop_stop(accept_loop);
     for (int i = 0; i < nmedia; i++)
         if (media_loops[i])
             loop_stop(media_loops[i]);
@@ -257,6 +266,8 @@ out:
         loop_free(main_loop);
     for (int i = 0; i < nmedia; i++)
         loop_free(media_loops[i]);
+    if (accept_loop)
+        loop_free(accept_loop);
     gateway_free(gw);
     media_registry_free(registry);
     segment_store_free(store);
