@@ -12,8 +12,7 @@ void hls_routes_init(struct hls_delivery *d) { delivery = d; }
 
 static void delivered(void *arg, int status)
 {
-    (void)status;
-    api_request_done(arg);
+    api_request_done(arg, status);
 }
 
 static void serve(struct api_request *r, const struct route_params *p, const char *kind)

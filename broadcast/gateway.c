@@ -396,6 +396,18 @@ static void publish_done(void *arg)
     sc.expect_audio = s->expect_audio;
     sc.expect_video = s->expect_video;
     sc.frame_rate_hint = s->fps_hint;
+    if (j->pub.room_id) {
+        /* Reconnect into a live room: continue its numbering and timeline. */
+        char ids[32];
+        snprintf(ids, sizeof ids, "%lld", (long long)j->pub.room_id);
+        struct media_index *room = media_registry_get(s->gw->registry, "rooms", ids);
+        if (room) {
+            sc.first_msn = media_index_next_msn(room);
+            sc.start_time_us = media_index_next_start_us(room);
+            sc.discontinuity_at_start = true;
+            media_index_unref(room);
+        }
+    }
     static const struct cmaf_sink fan = {NULL, fan_on_init, fan_on_part, fan_on_segment};
     struct cmaf_sink sink = fan;
     sink.ctx = s;
