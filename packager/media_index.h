@@ -102,6 +102,10 @@ void media_index_set_inactive(struct media_index *idx);
 void media_index_end(struct media_index *idx);
 /* The msn the next new segment will get (the segmenter may start there). */
 uint64_t media_index_next_msn(struct media_index *idx);
+/* Media time (µs) where the last segment ended: a reconnecting session's
+ * segmenter may continue the timeline there (cmaf_segmenter start_time_us).
+ * 0 before any segment. */
+int64_t media_index_next_start_us(struct media_index *idx);
 enum media_index_state media_index_get_state(struct media_index *idx);
 
 /* ---- reader wake-ups ------------------------------------------------------ */
