@@ -301,13 +301,6 @@ static void reply_error(struct reply *rp, int status, const char *text)
     send_reply(rp, status, "text/plain; charset=utf-8", "no-store", b, (uint64_t)n);
 }
 
-static void free_text(const void *data, size_t len, void *extra)
-{
-    (void)len;
-    (void)extra;
-    free((void *)data);
-}
-
 static void unref_buf(const void *data, size_t len, void *extra)
 {
     (void)data;
@@ -315,35 +308,62 @@ static void unref_buf(const void *data, size_t len, void *extra)
     media_buf_unref(extra);
 }
 
-static void answer_playlist(struct reply *rp, struct media_index *idx, enum hls_file_kind kind, bool skip,
-                            const char *sfx, const char *cache)
+static enum media_index_playlist playlist_of(enum hls_file_kind kind)
 {
-    enum media_index_playlist which = kind == HLS_FILE_MULTIVARIANT ? MEDIA_INDEX_MULTIVARIANT
-                                      : kind == HLS_FILE_VOD        ? MEDIA_INDEX_VOD
-                                                                    : MEDIA_INDEX_MEDIA;
+    return kind == HLS_FILE_MULTIVARIANT ? MEDIA_INDEX_MULTIVARIANT
+           : kind == HLS_FILE_VOD        ? MEDIA_INDEX_VOD
+                                         : MEDIA_INDEX_MEDIA;
+}
+
+/* Renders a playlist into a new immutable buffer (shared when several parked
+ * requests get the same text). MEDIA_INDEX_OK, _NOT_FOUND or _ERR. */
+static int render_playlist(struct hls_delivery *d, struct media_index *idx, enum media_index_playlist which,
+                           bool skip, const char *sfx, struct media_buf **out)
+{
     struct playlist_buf pb;
-    playlist_buf_init(&pb, rp->d->pl_max);
+    playlist_buf_init(&pb, d->pl_max);
     int r = media_index_render(idx, which, skip, sfx, &pb);
-    if (r == MEDIA_INDEX_NOT_FOUND) {
-        playlist_buf_free(&pb);
-        reply_error(rp, 404, "not found");
-        return;
-    }
-    size_t len = 0;
-    char *text = r == MEDIA_INDEX_OK ? playlist_buf_take(&pb, &len) : NULL;
+    *out = r == MEDIA_INDEX_OK && pb.len > 0 ? media_buf_new(pb.data, pb.len) : NULL;
     playlist_buf_free(&pb);
-    struct evbuffer *b = evbuffer_new();
-    if (!text || !b || evbuffer_add_reference(b, text, len, free_text, NULL) != 0) {
+    if (r == MEDIA_INDEX_OK && !*out)
+        r = MEDIA_INDEX_ERR;
+    if (r == MEDIA_INDEX_ERR)
         log_error("hls: playlist render failed index=%s which=%d", media_index_name(idx), (int)which);
-        free(text);
+    return r;
+}
+
+static void send_playlist(struct reply *rp, struct media_buf *text, const char *cache)
+{
+    struct evbuffer *b = evbuffer_new();
+    struct media_buf *ref = media_buf_ref(text);
+    if (!b || evbuffer_add_reference(b, media_buf_data(ref), media_buf_len(ref), unref_buf, ref) != 0) {
+        media_buf_unref(ref);
         if (b)
             evbuffer_free(b);
         reply_error(rp, 500, "internal error");
         return;
     }
+    send_reply(rp, 200, MIME_PLAYLIST, cache ? cache : "no-cache", b, media_buf_len(text));
+}
+
+static void answer_playlist(struct reply *rp, struct media_index *idx, enum hls_file_kind kind, bool skip,
+                            const char *sfx, const char *cache)
+{
+    enum media_index_playlist which = playlist_of(kind);
+    struct media_buf *text = NULL;
+    int r = render_playlist(rp->d, idx, which, skip, sfx, &text);
+    if (r == MEDIA_INDEX_NOT_FOUND) {
+        reply_error(rp, 404, "not found");
+        return;
+    }
+    if (r != MEDIA_INDEX_OK) {
+        reply_error(rp, 500, "internal error");
+        return;
+    }
     if (!cache && which == MEDIA_INDEX_VOD && media_index_get_state(idx) == MEDIA_INDEX_ENDED)
         cache = "public, max-age=60";
-    send_reply(rp, 200, MIME_PLAYLIST, cache ? cache : "no-cache", b, len);
+    send_playlist(rp, text, cache);
+    media_buf_unref(text);
 }
 
 /* Range handling shared by memory and disk bodies. Returns the status to send
@@ -491,8 +511,28 @@ static void waiter_drop(struct hls_waiter *w)
     free(w);
 }
 
-/* Answers a waiter whose condition holds (or whose time is up). */
-static void waiter_answer(struct hls_waiter *w, bool timed_out)
+/* Playlists rendered during one wake pass: parked requests with the same
+ * skip flag and URI suffix (all viewers of a public room) share one text. */
+struct wake_cache {
+    int n;
+    struct {
+        bool skip;
+        char *sfx;
+        struct media_buf *text;
+    } e[4];
+};
+
+static void wake_cache_clear(struct wake_cache *wc)
+{
+    for (int i = 0; i < wc->n; i++) {
+        free(wc->e[i].sfx);
+        media_buf_unref(wc->e[i].text);
+    }
+    wc->n = 0;
+}
+
+/* Answers a waiter whose condition holds (or whose time is up). wc may be NULL. */
+static void waiter_answer(struct hls_waiter *w, bool timed_out, struct wake_cache *wc)
 {
     struct reply rp = w->rp;
     struct media_index *idx = media_index_ref(w->idx);
@@ -508,11 +548,33 @@ static void waiter_answer(struct hls_waiter *w, bool timed_out)
             answer_part(&rp, idx, &f);
     } else if (timed_out && rp.d->timeout_503) {
         reply_error(&rp, 503, "playlist not updated in time");
+    } else if (timed_out || !wc) {
+        answer_playlist(&rp, idx, HLS_FILE_MEDIA, q.skip, sfx, "no-cache");
     } else {
+        /* a satisfied blocking request: any cache may keep it (§6.2.5.2 — a
+         * later identical request accepts a playlist that has the part) */
         char cache[64];
         snprintf(cache, sizeof(cache), "public, max-age=%lld",
                  (long long)(media_index_block_timeout_us(idx) / 1000000));
-        answer_playlist(&rp, idx, HLS_FILE_MEDIA, q.skip, sfx, timed_out ? "no-cache" : cache);
+        struct media_buf *text = NULL;
+        for (int i = 0; i < wc->n && !text; i++)
+            if (wc->e[i].skip == q.skip && !strcmp(wc->e[i].sfx, sfx))
+                text = media_buf_ref(wc->e[i].text);
+        if (!text) {
+            int r = render_playlist(rp.d, idx, MEDIA_INDEX_MEDIA, q.skip, sfx, &text);
+            if (r != MEDIA_INDEX_OK)
+                text = NULL;
+            else if (wc->n < (int)(sizeof(wc->e) / sizeof(wc->e[0])) && (wc->e[wc->n].sfx = strdup(sfx))) {
+                wc->e[wc->n].skip = q.skip;
+                wc->e[wc->n].text = media_buf_ref(text);
+                wc->n++;
+            }
+        }
+        if (text)
+            send_playlist(&rp, text, cache);
+        else
+            reply_error(&rp, 500, "internal error");
+        media_buf_unref(text);
     }
     free(sfx);
     media_index_unref(idx);
@@ -524,7 +586,7 @@ static void on_waiter_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct hls_waiter *w = arg;
     w->rp.d->st.timeouts++;
-    waiter_answer(w, true);
+    waiter_answer(w, true, NULL);
 }
 
 /* Is the waiter's condition met now? For a part: 1 yes, 0 keep waiting, -1
@@ -551,6 +613,7 @@ static void on_wake(void *arg)
     media_index_notify_done(idx); /* before looking: a later publish notifies again */
     struct hls_waitq *q = waitq_of(idx);
     struct hls_waiter *w = q ? q->head : NULL;
+    struct wake_cache wc = {0};
     while (w) {
         struct hls_waiter *next = w->next;
         bool last = next == NULL; /* the queue may be freed with its last waiter */
@@ -558,7 +621,7 @@ static void on_wake(void *arg)
         if (r != 0) {
             w->rp.d->st.woken++;
             if (r > 0) {
-                waiter_answer(w, false);
+                waiter_answer(w, false, &wc);
             } else {
                 struct reply rp = w->rp;
                 waiter_drop(w);
@@ -567,6 +630,7 @@ static void on_wake(void *arg)
         }
         w = last ? NULL : next;
     }
+    wake_cache_clear(&wc);
     media_index_unref(idx);
 }
 

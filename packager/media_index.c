@@ -355,8 +355,9 @@ static void close_open_locked(struct media_index *idx, int64_t duration_us)
         bufs[i] = o->parts[i].buf;
     char name[32], line[160];
     snprintf(name, sizeof(name), "%" PRIu64 ".m4s", o->msn);
-    snprintf(line, sizeof(line), "seg %" PRIu64 " %lld %lld %u %d %" PRIu64 "\n", o->msn,
-             (long long)o->duration_us, o->pdt_us, o->init_id, o->discontinuity ? 1 : 0, o->bytes);
+    snprintf(line, sizeof(line), "seg %" PRIu64 " %lld %lld %u %d %" PRIu64 " %lld\n", o->msn,
+             (long long)o->duration_us, o->pdt_us, o->init_id, o->discontinuity ? 1 : 0, o->bytes,
+             (long long)o->start_us);
     persist_locked(idx, name, bufs, o->nparts, line);
 
     vod_append_locked(idx, o);
@@ -551,17 +552,17 @@ static void restore_locked(struct media_index *idx)
     bool ended = false;
     while (fgets(line, sizeof(line), f)) {
         unsigned long long msn, bytes;
-        long long dur, pdt, fps;
+        long long dur, pdt, fps, start = 0;
         unsigned id;
         int disc, w, h, ao;
         char codecs[128];
-        if (sscanf(line, "seg %llu %lld %lld %u %d %llu", &msn, &dur, &pdt, &id, &disc, &bytes) == 6) {
+        if (sscanf(line, "seg %llu %lld %lld %u %d %llu %lld", &msn, &dur, &pdt, &id, &disc, &bytes, &start) >= 6) {
             if (dur <= 0 || (idx->segments_total > 0 && msn < idx->next_msn)) {
                 bad++;
                 continue;
             }
-            struct mi_seg s = {.msn = msn, .src_msn = msn, .duration_us = dur, .pdt_us = pdt,
-                               .init_id = id, .discontinuity = disc != 0, .bytes = bytes};
+            struct mi_seg s = {.msn = msn, .src_msn = msn, .start_us = start, .duration_us = dur,
+                               .pdt_us = pdt, .init_id = id, .discontinuity = disc != 0, .bytes = bytes};
             if (!idx->have_disk_first) {
                 idx->disk_first_msn = msn;
                 idx->have_disk_first = true;
@@ -717,6 +718,22 @@ uint64_t media_index_next_msn(struct media_index *idx)
     uint64_t n = idx->open.nparts > 0 ? idx->open.msn + 1 : idx->next_msn;
     pthread_mutex_unlock(&idx->mu);
     return n;
+}
+
+int64_t media_index_next_start_us(struct media_index *idx)
+{
+    pthread_mutex_lock(&idx->mu);
+    int64_t t = 0;
+    if (idx->open.nparts > 0) {
+        t = idx->open.start_us;
+        for (uint32_t i = 0; i < idx->open.nparts; i++)
+            t += idx->open.parts[i].duration_us;
+    } else if (idx->ring_len > 0) {
+        const struct mi_seg *s = ring_at(idx, idx->ring_len - 1);
+        t = s->start_us + s->duration_us;
+    }
+    pthread_mutex_unlock(&idx->mu);
+    return t;
 }
 
 enum media_index_state media_index_get_state(struct media_index *idx)

@@ -94,14 +94,20 @@ const struct cmaf_sink *media_index_sink(struct media_index *idx);
 /* A publisher session starts: state LIVE; if the index already has segments,
  * the next one carries EXT-X-DISCONTINUITY. Returns the session number (1..). */
 uint32_t media_index_begin_session(struct media_index *idx);
-/* Publisher gone: a segment left open by the segmenter is closed from the
- * parts it has; state INACTIVE. Blocked readers time out on their own. */
+/* Publisher gone (call after flushing the segmenter): a segment left open is
+ * closed from the parts it has; state INACTIVE (no preload hint, hinted part
+ * requests get 404). Blocked playlist readers time out on their own. A part
+ * arriving later makes the index LIVE again. */
 void media_index_set_inactive(struct media_index *idx);
 /* Room ended: closes an open segment, EXT-X-ENDLIST from now on, wakes
  * blocked readers. Idempotent. */
 void media_index_end(struct media_index *idx);
 /* The msn the next new segment will get (the segmenter may start there). */
 uint64_t media_index_next_msn(struct media_index *idx);
+/* Media time (µs) where the last segment ended: a reconnecting session's
+ * segmenter may continue the timeline there (cmaf_segmenter start_time_us).
+ * 0 before any segment. */
+int64_t media_index_next_start_us(struct media_index *idx);
 enum media_index_state media_index_get_state(struct media_index *idx);
 
 /* ---- reader wake-ups ------------------------------------------------------ */

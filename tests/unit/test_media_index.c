@@ -233,6 +233,7 @@ static void test_reconnect_continues_msn_with_a_discontinuity(void **state)
     media_index_set_inactive(idx);
     assert_int_equal(media_index_get_state(idx), MEDIA_INDEX_INACTIVE);
     assert_int_equal(media_index_next_msn(idx), 3); /* the orphan part became segment 2 */
+    assert_int_equal(media_index_next_start_us(idx), 4500000);
 
     int rc;
     char *s = render(idx, MEDIA_INDEX_MEDIA, false, &rc);
@@ -627,6 +628,7 @@ static void test_segments_are_written_to_disk_and_restored_after_a_restart(void 
     assert_non_null(idx);
     assert_int_equal(media_index_get_state(idx), MEDIA_INDEX_INACTIVE);
     assert_int_equal(media_index_next_msn(idx), 6);
+    assert_int_equal(media_index_next_start_us(idx), 6000000); /* 6 segments of 1 s */
     char *vod_after = render(idx, MEDIA_INDEX_VOD, false, &rc);
     assert_string_equal(vod_before, vod_after);
     free(vod_before);
