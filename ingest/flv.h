@@ -20,6 +20,7 @@ enum flv_result {
     FLV_FRAME = 1,          /* *frame filled (points into the tag body) */
     FLV_CONFIG = 2,         /* *config filled (extradata points into the tag body) */
     FLV_IGNORED = 0,        /* valid but nothing to hand on (end of sequence, metadata, empty) */
+    /* errors: *reason is a static string naming the problem */
     FLV_ERR_TRUNCATED = -1,
     FLV_ERR_UNSUPPORTED = -2, /* codec we do not package: *reason says which */
     FLV_ERR_MALFORMED = -3,   /* bad config record etc.: *reason says what */
@@ -62,7 +63,8 @@ int flv_parse_audio(const uint8_t *body, size_t len, int64_t tag_ts_ms,
  *        first SPS (cropping applied). Any NAL length size is accepted here.
  *  hvcC: "hvc1.[A-C]<profile>.<compat reversed, hex>.<L|H><level>[.<constraint
  *        byte, 2 hex digits>]*" (ISO/IEC 14496-15 Annex E, trailing zero
- *        bytes omitted; same form as GStreamer's codec-utils); size from the first SPS in the arrays (required).
+ *        bytes omitted; same form as GStreamer's codec-utils); size from
+ *        the first SPS in the arrays (required).
  *  av1C: "av01.<profile>.<level, 2 digits><M|H>.<bit depth, 2 digits>"; size
  *        from the sequence header OBU in configOBUs, 0x0 if there is none.
  *  AudioSpecificConfig: "mp4a.40.<audioObjectType>"; sample rate from the
