@@ -251,12 +251,22 @@ static bool have_tool(const char *name)
     return system(cmd) == 0;
 }
 
-static pid_t spawn(char *const argv[], const char *log_path)
+/* Per-process log file for a child's output (dumped on failure). */
+static const char *log_path(const char *what)
+{
+    static char buf[4][128];
+    static int i;
+    char *b = buf[i++ % 4];
+    snprintf(b, sizeof buf[0], "/tmp/castgate_test_%s.%d.log", what, (int)getpid());
+    return b;
+}
+
+static pid_t spawn(char *const argv[], const char *log_file)
 {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 1, log_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     pid_t pid = -1;
     int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
@@ -545,11 +555,12 @@ static void test_ffmpeg_publish_delivers_configs_frames_and_metadata(void **stat
                     "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
                     "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p",
                     "-c:a", "aac", "-t", "3", "-f", "flv", url, NULL};
-    pid_t pid = spawn(argv, "/tmp/castgate_test_ffmpeg.log");
+    pid_t pid = spawn(argv, log_path("ffmpeg"));
     int st = wait_pid(pid, 30000, NULL);
     if (st != 0)
-        dump_log("/tmp/castgate_test_ffmpeg.log");
+        dump_log(log_path("ffmpeg"));
     assert_int_equal(st, 0);
+    unlink(log_path("ffmpeg"));
     assert_true(WAIT_FOR(R.closes == 1, 5000));
     assert_string_equal(R.key, "ffkey");
     assert_string_equal(R.app, "live");
@@ -579,11 +590,12 @@ static void gst_publish(const char *sink_fmt)
              "audiotestsrc num-buffers=60 is-live=true ! audioconvert ! voaacenc ! aacparse ! m.",
              sink);
     char *argv[] = {"sh", "-c", cmd, NULL};
-    pid_t pid = spawn(argv, "/tmp/castgate_test_gst.log");
+    pid_t pid = spawn(argv, log_path("gst"));
     int st = wait_pid(pid, 30000, NULL);
     if (st != 0)
-        dump_log("/tmp/castgate_test_gst.log");
+        dump_log(log_path("gst"));
     assert_int_equal(st, 0);
+    unlink(log_path("gst"));
     assert_true(WAIT_FOR(R.closes == 1, 5000));
     assert_string_equal(R.key, "gstkey");
     assert_media_ok(55, 50);
@@ -616,8 +628,9 @@ static void test_ffmpeg_publish_denied_exits_quickly(void **state)
                     "-f", "lavfi", "-i", "testsrc=size=160x120:rate=15",
                     "-c:v", "libx264", "-preset", "ultrafast", "-t", "10", "-f", "flv", url, NULL};
     long long ms = 0;
-    pid_t pid = spawn(argv, "/tmp/castgate_test_ffdeny.log");
+    pid_t pid = spawn(argv, log_path("ffdeny"));
     int st = wait_pid(pid, 15000, &ms);
+    unlink(log_path("ffdeny"));
     print_message("  ffmpeg exit=%d after %lld ms\n", st, ms);
     assert_true(st > 0);
     assert_true(ms < 5000);
