@@ -195,9 +195,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 step *= 1000;
             else if ((op & 0x3e) == 0x3c)
                 step = -(int64_t)4294967296LL + step;
+            else if ((op & 0x3e) == 0x3a)
+                step = (int64_t)delta << 48;   /* absurd timestamps */
             ts[k] += step;
             struct media_frame f = {
-                .kind = k, .dts_ms = ts[k], .cts_ms = k == MEDIA_KIND_VIDEO ? (int8_t)extra : 0,
+                .kind = k, .dts_ms = ts[k],
+                .cts_ms = k != MEDIA_KIND_VIDEO ? 0 : (op & 0x20) ? (int32_t)((uint32_t)extra << 24)
+                                                                 : (int8_t)extra,
                 .keyframe = k == MEDIA_KIND_AUDIO || (op & 0x40), .data = payload,
                 .len = 1 + (size_t)(extra & 0x3f) * ((op & 0x80) ? 64 : 1),
             };
