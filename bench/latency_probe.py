@@ -110,6 +110,15 @@ def parse_media_playlist(text):
     return pl
 
 
+def next_reload_query(pl):
+    """The blocking reload that asks for what comes next (RFC 8216bis
+    §6.2.5.2): the part after the last one listed, or, without parts, the
+    next segment. Parts of a segment in progress belong to next_msn."""
+    if pl["part_target"]:
+        return {"_HLS_msn": pl["next_msn"], "_HLS_part": len(pl["tail_parts"])}
+    return {"_HLS_msn": pl["next_msn"]}
+
+
 def pdt_epoch(pdt):
     """ISO-8601 EXT-X-PROGRAM-DATE-TIME -> epoch seconds (or None)."""
     if not pdt:
@@ -221,14 +230,7 @@ class Watcher(threading.Thread):
                 if pl["endlist"]:
                     break
                 if pl["can_block"] and self.args.blocking:
-                    # Ask for the part after the last one listed, or the
-                    # next segment when the playlist has no parts
-                    # (RFC 8216bis §6.2.5.2).
-                    if pl["part_target"]:
-                        msn, nparts = pl["next_msn"], len(pl["tail_parts"])
-                        blocking = {"_HLS_msn": msn, "_HLS_part": nparts}
-                    else:
-                        blocking = {"_HLS_msn": pl["next_msn"]}
+                    blocking = next_reload_query(pl)
                     continue
             blocking = None
             nxt += poll
@@ -262,8 +264,12 @@ def cmd_probe(args):
             break
         stop.wait(0.2)
     stop.set()
+    # A watcher may sit in a blocking reload for seconds; the events so far
+    # are what counts, so do not wait for it long (threads are daemons).
+    deadline = time.monotonic() + 1.0
     for w in watchers:
-        w.join(timeout=11)
+        w.join(timeout=max(0.0, deadline - time.monotonic()))
+    sink = list(sink)
     with open(args.events, "w") as f:
         f.write(json.dumps({"meta": {"poll_ms": args.poll_ms, "blocking": bool(args.blocking),
                                      "streams": len(targets),

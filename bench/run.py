@@ -298,6 +298,8 @@ class CastgateTarget:
                 return e.code, json.loads(raw or b"null")
             except ValueError:
                 return e.code, None
+        except (OSError, ValueError) as e:
+            raise Skip("%s %s failed: %s" % (method, path, e))
 
     def start(self):
         if not os.access(self.bin, os.X_OK):
@@ -590,6 +592,11 @@ def main():
             result["targets"][n] = {"skipped": str(e)}
             if cfg.target != "both":
                 rc = 1
+        except Exception as e:  # a broken target must not lose the other's numbers
+            import traceback
+            traceback.print_exc()
+            result["targets"][n] = {"skipped": "failed: %r" % e}
+            rc = 1
     result["wall_s"] = round(time.time() - t0, 1)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = os.path.join(cfg.out, "result-%s.json" % stamp)
