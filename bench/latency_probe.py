@@ -422,9 +422,13 @@ def cmd_analyze(args):
     out["join"] = "+".join(sorted(join_modes)) or None
     out["poll_ms"] = None if meta.get("blocking") and part_first else meta.get("poll_ms")
     out["probe"] = meta
+    # Cadence: a playlist update that came more than half a segment later
+    # than the usual interval (nginx-rtmp's "late vs. expected cadence").
+    typical = pct(gaps, 0.5)
+    cadence_late = sum(1 for g in gaps if typical and g > 1.5 * typical)
     out["segments"] = {"since_first_frame_ms": summary(seg_first), "since_end_ms": summary(seg_end),
                        "late": late, "late_threshold_ms": args.late_ms, "unmatched": unmatched,
-                       "interarrival_ms": summary(gaps)}
+                       "interarrival_ms": summary(gaps), "cadence_late": cadence_late}
     out["parts"] = {"since_first_frame_ms": summary(part_first), "since_end_ms": summary(part_end)}
     if pdt_lat:
         out["segments"]["since_pdt_ms"] = summary(pdt_lat)

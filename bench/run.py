@@ -519,7 +519,9 @@ def table(result):
             fmt(get(n, "latency", "segments", "since_first_frame_ms", q), "%.0f") for q in ("p50", "p99"))),
         ("part latency p50/p95/p99 ms", lambda n: "/".join(
             fmt(get(n, "latency", "parts", "since_end_ms", q), "%.0f") for q in ("p50", "p95", "p99"))),
-        ("late segments (> 1 s)", lambda n: fmt(get(n, "errors", "late_segments"), "%d")),
+        ("late segments (> 1 s / cadence)", lambda n: "%s/%s" % (
+            fmt(get(n, "errors", "late_segments"), "%d"),
+            fmt(get(n, "latency", "segments", "cadence_late"), "%d"))),
         ("segment GET req/s", lambda n: fmt(get(n, "delivery", "segment", "requests_per_s"), "%.0f")),
         ("segment GET MB/s", lambda n: fmt(get(n, "delivery", "segment", "mb_per_s"), "%.0f")),
         ("playlist GET req/s", lambda n: fmt(get(n, "delivery", "playlist", "requests_per_s"), "%.0f")),
