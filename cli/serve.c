@@ -1,0 +1,189 @@
+/* serve.c — `castgate serve`: wires loops, the db pool, HTTP and RTMP, then
+ * runs the main loop until SIGINT/SIGTERM.
+ *
+ * Threads: main (signals, accept), http (evhttp: API + HLS), K media loops
+ * (RTMP sessions + packagers), db pool workers. Shutdown order: stop taking
+ * new work (listeners), drain the db pool while the loops that receive its
+ * results still run, then stop the loops. */
+#include <errno.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/health.h"
+#include "api/metrics.h"
+#include "api/http_server.h"
+#include "api/router.h"
+#include "cli/cli.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "storage/db.h"
+#include "storage/migrate.h"
+
+static int mkdir_p(const char *path)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct loop *main_loop = arg;
+    log_info("serve: signal=%d shutting down", (int)sig);
+    event_base_loopexit(loop_base(main_loop), NULL);
+}
+
+/* "0.0.0.0:8080" → "http://HOST:8080" using the host name when bound to any. */
+static void default_url(const char *scheme, const char *listen, const char *suffix, char *out,
+                        size_t outlen)
+{
+    char host[256];
+    int port = 0;
+    if (config_split_hostport(listen, host, sizeof host, &port) != 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
+        if (gethostname(host, sizeof host) != 0)
+            snprintf(host, sizeof host, "127.0.0.1");
+    snprintf(out, outlen, "%s://%s:%d%s", scheme, host, port, suffix);
+}
+
+static void register_routes(struct router *r)
+{
+    router_add(r, "GET", "/healthz", health_handle);
+    router_add(r, "GET", "/metrics", metrics_handle);
+}
+
+int cli_serve(struct config *cfg, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv)) {
+        printf("usage: castgate serve [--config FILE] [--setting value ...]\n"
+               "Runs the gateway: RTMP ingest on rtmp_listen, HTTP API + HLS on http_listen.\n"
+               "Applies database migrations at start-up. Logs `ready rtmp=ADDR http=ADDR` when\n"
+               "both listeners accept connections. SIGINT/SIGTERM shut it down cleanly.\n\n");
+        config_print_help(stdout);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        fprintf(stderr, "castgate serve: unknown %s \"%s\"\n",
+                strncmp(argv[i], "--", 2) == 0 ? "flag" : "argument", argv[i]);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int rc = 1;
+    char err[1024];
+    struct loop *main_loop = NULL, *http_loop = NULL;
+    struct db_pool *db = NULL;
+    struct router *router = NULL;
+    struct http_server *http = NULL;
+    struct event *sigint = NULL, *sigterm = NULL;
+    struct api_ctx *ctx = calloc(1, sizeof *ctx);
+
+    if (mkdir_p(cfg->data_dir) != 0) {
+        log_error("serve: data_dir %s cannot be created: %s", cfg->data_dir, strerror(errno));
+        goto out;
+    }
+    char conninfo[CONFIG_STR_MAX + 128];
+    cli_database_conninfo(cfg, conninfo, sizeof conninfo);
+    PGconn *c = db_connect(conninfo, err, sizeof err);
+    if (!c) {
+        log_error("serve: %s", err);
+        goto out;
+    }
+    int applied = migrate_apply(c, err, sizeof err);
+    PQfinish(c);
+    if (applied < 0) {
+        log_error("serve: %s", err);
+        goto out;
+    }
+
+    if (loop_global_init() != 0) {
+        log_error("serve: libevent threading init failed");
+        goto out;
+    }
+    main_loop = loop_new("main", 1024);
+    http_loop = loop_new("http", 65536);
+    if (!main_loop || !http_loop)
+        goto out;
+    db = db_pool_new(conninfo, cfg->db_pool_size, (size_t)cfg->db_queue_max, err, sizeof err);
+    if (!db) {
+        log_error("serve: %s", err);
+        goto out;
+    }
+
+    ctx->cfg = cfg;
+    ctx->db = db;
+    ctx->http_loop = http_loop;
+    if (cfg->public_url[0])
+        snprintf(ctx->public_url, sizeof ctx->public_url, "%s", cfg->public_url);
+    else
+        default_url("http", cfg->http_listen, "", ctx->public_url, sizeof ctx->public_url);
+    size_t pl = strlen(ctx->public_url);
+    while (pl > 0 && ctx->public_url[pl - 1] == '/')
+        ctx->public_url[--pl] = 0;
+    if (cfg->rtmp_public_url[0])
+        snprintf(ctx->rtmp_public_url, sizeof ctx->rtmp_public_url, "%s", cfg->rtmp_public_url);
+    else {
+        char suffix[80];
+        snprintf(suffix, sizeof suffix, "/%s", cfg->rtmp_app);
+        default_url("rtmp", cfg->rtmp_listen, suffix, ctx->rtmp_public_url, sizeof ctx->rtmp_public_url);
+    }
+
+    router = router_new();
+    register_routes(router);
+    http = http_server_new(ctx, router, err, sizeof err);
+    if (!http) {
+        log_error("serve: %s", err);
+        goto out;
+    }
+
+    sigint = evsignal_new(loop_base(main_loop), SIGINT, on_signal, main_loop);
+    sigterm = evsignal_new(loop_base(main_loop), SIGTERM, on_signal, main_loop);
+    event_add(sigint, NULL);
+    event_add(sigterm, NULL);
+
+    if (loop_start(http_loop) != 0)
+        goto out;
+    log_info("ready rtmp=%s http=%s node=%s", "-", http_server_address(http), cfg->node_id);
+    loop_run_here(main_loop);
+    rc = 0;
+
+out:
+    /* Stop taking requests first, then drain the db pool while http runs. */
+    if (http && http_loop) {
+        loop_stop(http_loop);
+        http_server_free(http);
+    }
+    db_pool_free(db);
+    if (sigint)
+        event_free(sigint);
+    if (sigterm)
+        event_free(sigterm);
+    if (http_loop) {
+        loop_stop(http_loop);
+        loop_free(http_loop);
+    }
+    if (main_loop)
+        loop_free(main_loop);
+    router_free(router);
+    free(ctx);
+    if (rc == 0)
+        log_info("serve: stopped");
+    return rc;
+}
