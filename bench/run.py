@@ -270,7 +270,8 @@ class CastgateTarget:
         pg = os.path.join(ROOT, "scripts", "pg.sh")
         if not os.path.exists(pg):
             raise Skip("no DATABASE_URL and no scripts/pg.sh to start PostgreSQL")
-        env = dict(os.environ, CASTGATE_DATA_DIR=os.path.join(self.dir, "var"))
+        # CASTGATE_PG_FAST: no fsync; the bench cluster is thrown away.
+        env = dict(os.environ, CASTGATE_DATA_DIR=os.path.join(self.dir, "var"), CASTGATE_PG_FAST="1")
         p = subprocess.run(["sh", pg, "start"], env=env, capture_output=True, text=True, timeout=120,
                            cwd=ROOT)
         if p.returncode != 0:
