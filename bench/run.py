@@ -408,6 +408,7 @@ def run_target(t, cfg):
         sendlog = os.path.join(wd, "sendlog.txt")
         pubstats = os.path.join(wd, "loadpub.json")
 
+        load_before = os.getloadavg()
         sampler = TreeSampler(roots, interval=1.0)
         idle = sampler.sample()
         sampler.start()
@@ -423,6 +424,10 @@ def run_target(t, cfg):
                                   "--stats-json", pubstats, "--sendlog", sendlog],
                                  stdout=lf, stderr=subprocess.STDOUT, timeout=total + 60)
         end = sampler.sample()
+        # Other work on the machine skews every number here: keep the load
+        # averages with the result.
+        res["loadavg"] = {"before": [round(x, 2) for x in load_before],
+                          "after": [round(x, 2) for x in os.getloadavg()]}
         # The last segment is closed when the publisher leaves: give the
         # server a moment to publish it before the probe stops.
         time.sleep(cfg.grace)
@@ -547,6 +552,12 @@ def table(result):
     for c in cols:
         if get(c, "skipped"):
             lines.append("%s skipped: %s" % (c, get(c, "skipped")))
+        else:
+            la = get(c, "loadavg", "after")
+            cpus = result["host"]["cpus"] or 1
+            if la and la[0] > 0.75 * cpus:
+                lines.append("%s: the machine was busy (load average %.1f on %d CPUs): "
+                             "numbers are skewed" % (c, la[0], cpus))
     return "\n".join(lines)
 
 
