@@ -4,7 +4,7 @@
 For each target (nginx-rtmp, castgate; default both, one after the other):
   1. start the server on 127.0.0.1 ports of its own;
   2. start the latency probe on the first PROBE_STREAMS streams;
-  3. publish STREAMS copies of the generated 720p30 FLV for SECONDS each with
+  3. publish STREAMS copies of the generated FLV (MEDIA) for DURATION s each with
      build/bench/loadpub (ramped RAMP_MS apart), sampling every process of
      the server (utime+stime from /proc/PID/stat, VmRSS and Pss) once a
      second on a thread of this driver;
@@ -14,7 +14,8 @@ For each target (nginx-rtmp, castgate; default both, one after the other):
 Writes bench/out/result-<time>.json (+ result-latest.json) and prints a table.
 
 Settings (environment or --flag): TARGET=both|nginx|castgate, STREAMS=20,
-DURATION=60 (seconds per stream), RAMP_MS=100, PROBE_STREAMS=5, WRK_SECONDS=4, BUILD=build,
+DURATION=60 (seconds per stream), RAMP_MS=100, PROBE_STREAMS=5, WRK_SECONDS=3,
+MEDIA=720p30|1080p60, BUILD=build,
 BENCH_OUT=bench/out. castgate is skipped, with the reason in the result,
 when $BUILD/castgate is missing or does not start.
 
@@ -569,15 +570,15 @@ def main():
     ap.add_argument("--seconds", "--duration", type=float, default=float(env("DURATION", "60")))
     ap.add_argument("--ramp-ms", type=int, default=int(env("RAMP_MS", "100")))
     ap.add_argument("--probe-streams", type=int, default=int(env("PROBE_STREAMS", "5")))
-    ap.add_argument("--wrk-seconds", type=int, default=int(env("WRK_SECONDS", "4")))
-    ap.add_argument("--grace", type=float, default=float(env("GRACE_SECONDS", "2.5")))
+    ap.add_argument("--wrk-seconds", type=int, default=int(env("WRK_SECONDS", "3")))
+    ap.add_argument("--grace", type=float, default=float(env("GRACE_SECONDS", "2")))
     ap.add_argument("--build", default=env("BUILD", "build"))
     ap.add_argument("--out", default=env("BENCH_OUT", os.path.join(HERE, "out")))
-    ap.add_argument("--media", default=env("BENCH_MEDIA", ""))
+    ap.add_argument("--media", default=env("BENCH_MEDIA", ""), help="FLV file (default: MEDIA=720p30)")
     cfg = ap.parse_args()
     cfg.build = os.path.abspath(os.path.join(ROOT, cfg.build))
     cfg.out = os.path.abspath(cfg.out)
-    cfg.media = cfg.media or os.path.join(cfg.out, "media", "720p30.flv")
+    cfg.media = cfg.media or os.path.join(cfg.out, "media", env("MEDIA", "720p30") + ".flv")
     cfg.loadpub = os.path.join(cfg.build, "bench", "loadpub")
     if not os.access(cfg.loadpub, os.X_OK):
         log("%s missing: run `make %s/bench/loadpub` first" % (cfg.loadpub, os.path.relpath(cfg.build, ROOT)))

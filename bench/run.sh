@@ -7,7 +7,8 @@
 #                               [--duration SEC] [--probe-streams K] ...
 #
 # Environment: TARGET (both), STREAMS (20), DURATION (60), RAMP_MS (100),
-# PROBE_STREAMS (5), WRK_SECONDS (4), BUILD (build), BENCH_OUT (bench/out).
+# PROBE_STREAMS (5), WRK_SECONDS (3), MEDIA (720p30 | 1080p60), BUILD (build),
+# BENCH_OUT (bench/out).
 # Makes the media and the load publisher when missing, then hands over to
 # bench/run.py, which writes bench/out/result-*.json and prints a table.
 set -eu
@@ -21,7 +22,9 @@ cd "$root"
 for tool in python3 ffmpeg; do
 	command -v "$tool" >/dev/null 2>&1 || { echo "bench: $tool not found" >&2; exit 1; }
 done
-sh "$here/gen_media.sh" 720p30 >/dev/null
+MEDIA=${MEDIA:-720p30}
+export MEDIA
+sh "$here/gen_media.sh" "$MEDIA" >/dev/null
 if [ ! -x "$BUILD/bench/loadpub" ]; then
 	make --no-print-directory "$BUILD/bench/loadpub" >&2
 fi
