@@ -210,6 +210,9 @@ class NginxTarget:
     def keys(self, n):
         return ["bench-%d" % i for i in range(n)]
 
+    def aux_roots(self):
+        return {}
+
     def url_template(self):
         return "rtmp://127.0.0.1:%d/live/%%s" % self.rtmp_port
 
@@ -346,6 +349,16 @@ class CastgateTarget:
             self.key_ids.append(body.get("id"))
         return self.stream_keys
 
+    def aux_roots(self):
+        """The PostgreSQL started for the run (its postmaster.pid)."""
+        if not self.pg_started:
+            return {}
+        try:
+            with open(os.path.join(self.dir, "var", "pg", "data", "postmaster.pid")) as f:
+                return {"postgres": [int(f.readline())]}
+        except (OSError, ValueError):
+            return {}
+
     def url_template(self):
         return "rtmp://127.0.0.1:%d/live/%%s" % self.rtmp_port
 
@@ -410,6 +423,8 @@ def run_target(t, cfg):
         pubstats = os.path.join(wd, "loadpub.json")
 
         load_before = os.getloadavg()
+        aux = {name: TreeSampler(pids) for name, pids in t.aux_roots().items()}
+        aux_idle = {name: a.sample() for name, a in aux.items()}
         sampler = TreeSampler(roots, interval=1.0)
         idle = sampler.sample()
         sampler.start()
@@ -425,6 +440,7 @@ def run_target(t, cfg):
                                   "--stats-json", pubstats, "--sendlog", sendlog],
                                  stdout=lf, stderr=subprocess.STDOUT, timeout=total + 60)
         end = sampler.sample()
+        aux_end = {name: a.sample() for name, a in aux.items()}
         # Other work on the machine skews every number here: keep the load
         # averages with the result.
         res["loadavg"] = {"before": [round(x, 2) for x in load_before],
@@ -455,6 +471,10 @@ def run_target(t, cfg):
             "pss_live_peak_kb": pss_live,
             "pss_per_stream_kb": round((pss_live - idle["pss_kb"]) / max(1, ps["streams_connected"]), 1),
         }
+        # Helpers outside the media path (castgate's PostgreSQL), reported
+        # apart from the server's own numbers.
+        res["aux"] = {name: {"cpu_s": round(cpu_delta_s(aux_idle[name], aux_end[name]), 3),
+                             "rss_kb": aux_end[name]["rss_kb"]} for name in aux}
         res["publisher"] = {k: ps[k] for k in (
             "streams_requested", "streams_connected", "streams_failed", "streams_dropped", "stream_seconds",
             "cpu_user_s", "cpu_sys_s", "cpu_s_per_stream", "cpu_s_per_stream_second", "late_max_ms",
@@ -532,6 +552,7 @@ def table(result):
         ("segment GET req/s", lambda n: fmt(get(n, "delivery", "segment", "requests_per_s"), "%.0f")),
         ("segment GET MB/s", lambda n: fmt(get(n, "delivery", "segment", "mb_per_s"), "%.0f")),
         ("playlist GET req/s", lambda n: fmt(get(n, "delivery", "playlist", "requests_per_s"), "%.0f")),
+        ("PostgreSQL CPU s (whole run)", lambda n: fmt(get(n, "aux", "postgres", "cpu_s"), "%.2f")),
         ("errors (publish/log/probe)", lambda n: "%s/%s/%s" % (
             get(n, "errors", "publish_failed"), get(n, "errors", "server_log_errors"),
             get(n, "errors", "probe_http_errors"))),
