@@ -175,6 +175,20 @@ def http_status(url):
         return None
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now. Other
+    work on the machine (tests in other trees) may hold any fixed port."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_setting(name):
+    v = os.environ.get(name)
+    return int(v) if v else free_port()
+
+
 def wait_for(pred, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -191,8 +205,8 @@ class NginxTarget:
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.rtmp_port = int(os.environ.get("NGINX_RTMP_PORT", "19350"))
-        self.http_port = int(os.environ.get("NGINX_HTTP_PORT", "18080"))
+        self.rtmp_port = port_setting("NGINX_RTMP_PORT")
+        self.http_port = port_setting("NGINX_HTTP_PORT")
         self.prefix = os.path.join(cfg.out, "nginx")
         self.env = dict(os.environ, BENCH_OUT=cfg.out, NGINX_RTMP_PORT=str(self.rtmp_port),
                         NGINX_HTTP_PORT=str(self.http_port), BENCH_MEDIA=cfg.media)
@@ -244,8 +258,8 @@ class CastgateTarget:
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.rtmp_port = int(os.environ.get("CASTGATE_BENCH_RTMP_PORT", "19351"))
-        self.http_port = int(os.environ.get("CASTGATE_BENCH_HTTP_PORT", "18081"))
+        self.rtmp_port = port_setting("CASTGATE_BENCH_RTMP_PORT")
+        self.http_port = port_setting("CASTGATE_BENCH_HTTP_PORT")
         self.dir = os.path.join(cfg.out, "castgate")
         self.bin = os.path.join(cfg.build, "castgate")
         self.proc = None
