@@ -37,6 +37,10 @@ int members_parse_create(json_t *body, struct member_input *in, struct ju_error 
         return -1;
     if (st != JU_SET || ju_is_blank(id))
         return ju_fail(e, 400, "EMPTY_APP_USER_ID", "appUserId", "appUserId is required");
+    if (strlen(id) > MEMBER_APP_USER_ID_MAX_BYTES)
+        return ju_fail(e, 400, "INVALID_PARAMETER", "appUserId",
+                       "appUserId must be at most %d bytes of UTF-8 (it is used in URL paths)",
+                       MEMBER_APP_USER_ID_MAX_BYTES);
     if (strchr(id, ','))
         return ju_fail(e, 400, "INVALID_PARAMETER", "appUserId",
                        "appUserId must not contain ',' (it separates ids in DELETE)");

@@ -18,6 +18,7 @@
 #include "api/router.h"
 
 #define MEMBER_APP_USER_ID_MAX 200
+#define MEMBER_APP_USER_ID_MAX_BYTES 255 /* a path segment the router can capture */
 #define MEMBER_NAME_MAX 500
 #define MEMBER_IMG_URL_MAX 2000
 #define MEMBER_DELETE_MAX 100

@@ -376,6 +376,16 @@ static void test_member_bodies(void **state)
         {"{\"appUserId\":\"   \"}", 400, "EMPTY_APP_USER_ID", "appUserId"},
         {"{\"appUserId\":1}", 400, "INVALID_PARAMETER", "appUserId"},
         {"{\"appUserId\":\"a,b\"}", 400, "INVALID_PARAMETER", "appUserId"},
+        /* 112 × "日": 112 characters but 336 bytes, not addressable in a path */
+        {"{\"appUserId\":\"\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5"
+         "\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5"
+         "\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5"
+         "\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5"
+         "\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5"
+         "\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5"
+         "\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5"
+         "\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5\u65e5"
+         "\u65e5\u65e5\u65e5\u65e5\"}", 400, "INVALID_PARAMETER", "appUserId"},
         {"{\"appUserId\":\"1\",\"appUserName\":5}", 400, "INVALID_PARAMETER", "appUserName"},
         {"{\"appUserId\":\"1\",\"appUserProfileImgUrl\":{}}", 400, "INVALID_PARAMETER",
          "appUserProfileImgUrl"},

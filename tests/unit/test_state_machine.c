@@ -226,13 +226,39 @@ static void listen_stop(void)
 }
 
 /* --- group setup ------------------------------------------------------------- */
+
+/* Without DATABASE_URL (scripts/test.sh runs the unit tests before it starts
+ * PostgreSQL), use the same local test cluster the e2e tests use:
+ * `scripts/pg.sh start var/test` (idempotent). Set CASTGATE_TEST_NO_PG=1 to
+ * skip instead. Returns the URL or NULL. */
+static const char *local_test_database(void)
+{
+    static char url[512];
+    if (getenv("CASTGATE_TEST_NO_PG"))
+        return NULL;
+    FILE *p = popen("[ -f scripts/pg.sh ] && CASTGATE_PG_FAST=1 sh scripts/pg.sh start var/test"
+                    " 2>/dev/null | tail -n 1", "r");
+    if (!p)
+        return NULL;
+    bool ok = fgets(url, sizeof url, p) != NULL;
+    int rc = pclose(p);
+    if (!ok || rc != 0 || strncmp(url, "postgres", 8) != 0)
+        return NULL;
+    url[strcspn(url, "\n")] = 0;
+    fprintf(stderr, "test_state_machine: DATABASE_URL not set; using %s\n", url);
+    return url;
+}
+
 static int group_setup(void **state)
 {
     (void)state;
     log_set_level(LOG_WARN);
     dburl = getenv("DATABASE_URL");
-    if (!dburl || !*dburl) {
-        fprintf(stderr, "test_state_machine: DATABASE_URL is not set; skipping (make test sets it)\n");
+    if (!dburl || !*dburl)
+        dburl = local_test_database();
+    if (!dburl) {
+        fprintf(stderr, "test_state_machine: DATABASE_URL is not set and scripts/pg.sh could not"
+                        " start var/test; skipping the database tests\n");
         return 0;
     }
     char err[512];
