@@ -69,9 +69,10 @@ struct mi_seg {
     long long pdt_us;
     uint32_t init_id;
     bool discontinuity;
+    bool persisted;          /* its file is on disk (the store's writer said so) */
     uint64_t bytes;
     uint32_t nparts, cap;
-    struct mi_part *parts;   /* NULL for segments restored from disk */
+    struct mi_part *parts;   /* NULL: bytes not in memory (restored, or trimmed) */
 };
 
 struct mi_init {
@@ -103,6 +104,7 @@ struct media_index {
     char rel_dir[128];           /* hls/{kind}/{id}/seg */
     int64_t cfg_target_us, part_target_us;
     int window, ring_cap;
+    int mem_segments;            /* 0 = no trimming */
     bool keep_vod;
     uint32_t vod_max;
     size_t max_part_bytes;
@@ -235,13 +237,18 @@ static void prune_inits_locked(struct media_index *idx)
 
 struct write_ctx {
     struct segment_store *store;
+    struct media_index *idx;     /* reference: segment writes only */
+    uint64_t msn;
     char rel_dir[128];
     char line[256];
     size_t nbufs;
     struct media_buf *bufs[];
 };
 
-/* Writer thread: the file is on disk (or failed); log it and drop refs. */
+static void trim_memory_locked(struct media_index *idx);
+
+/* Writer thread: the file is on disk (or failed); log it and drop refs. A
+ * segment on disk may now leave memory (mem_segments). */
 static void write_done(void *arg, int err)
 {
     struct write_ctx *w = arg;
@@ -249,11 +256,25 @@ static void write_done(void *arg, int err)
         segment_store_append(w->store, w->rel_dir, "index.log", w->line, strlen(w->line));
     for (size_t i = 0; i < w->nbufs; i++)
         media_buf_unref(w->bufs[i]);
+    if (w->idx) {
+        struct media_index *idx = w->idx;
+        if (err == 0) {
+            pthread_mutex_lock(&idx->mu);
+            struct mi_seg *s = ring_find(idx, w->msn);
+            if (s) {
+                s->persisted = true;
+                trim_memory_locked(idx);
+            }
+            pthread_mutex_unlock(&idx->mu);
+        }
+        media_index_unref(idx);
+    }
     free(w);
 }
 
+/* seg_msn >= 0: the file is that segment (write_done marks it persisted). */
 static void persist_locked(struct media_index *idx, const char *name, struct media_buf **bufs, size_t n,
-                           const char *line)
+                           const char *line, int64_t seg_msn)
 {
     if (!idx->store)
         return;
@@ -266,6 +287,10 @@ static void persist_locked(struct media_index *idx, const char *name, struct med
         return;
     }
     w->store = idx->store;
+    if (seg_msn >= 0 && idx->mem_segments > 0) {
+        w->idx = media_index_ref(idx);
+        w->msn = (uint64_t)seg_msn;
+    }
     snprintf(w->rel_dir, sizeof(w->rel_dir), "%s", idx->rel_dir);
     snprintf(w->line, sizeof(w->line), "%s", line);
     w->nbufs = n;
@@ -358,11 +383,41 @@ static void close_open_locked(struct media_index *idx, int64_t duration_us)
     snprintf(line, sizeof(line), "seg %" PRIu64 " %lld %lld %u %d %" PRIu64 " %lld\n", o->msn,
              (long long)o->duration_us, o->pdt_us, o->init_id, o->discontinuity ? 1 : 0, o->bytes,
              (long long)o->start_us);
-    persist_locked(idx, name, bufs, o->nparts, line);
+    persist_locked(idx, name, bufs, o->nparts, line, (int64_t)o->msn);
 
     vod_append_locked(idx, o);
     ring_push_locked(idx, o);
     prune_inits_locked(idx);
+    trim_memory_locked(idx);
+}
+
+static int64_t td_locked(struct media_index *idx);
+
+/* mem_segments: drops the bytes of complete segments that are on disk, older
+ * than the newest mem_segments, and whose parts are no longer listed (more
+ * than 3 target durations, plus one for safety, from the live edge: RFC
+ * 8216bis §6.2.2 lists parts only within 3). get_segment then answers
+ * ON_DISK for them; playlists are unchanged. */
+static void trim_memory_locked(struct media_index *idx)
+{
+    if (idx->mem_segments <= 0 || !idx->store)
+        return;
+    int64_t keep_us = 4 * td_locked(idx) * 1000000;
+    int64_t after = 0;   /* media time from the end of segment k to the live edge */
+    for (uint32_t i = 0; i < idx->open.nparts; i++)
+        after += idx->open.parts[i].duration_us;
+    for (int k = idx->ring_len - 1; k >= 0; k--) {
+        struct mi_seg *s = ring_at(idx, k);
+        bool old = idx->ring_len - k > idx->mem_segments && after >= keep_us;
+        after += s->duration_us;
+        if (!old || !s->parts || !s->persisted)
+            continue;
+        for (uint32_t i = 0; i < s->nparts; i++)
+            media_buf_unref(s->parts[i].buf);
+        free(s->parts);
+        s->parts = NULL;
+        s->nparts = s->cap = 0;
+    }
 }
 
 static void sink_on_init(void *ctx, const struct cmaf_init *init)
@@ -431,7 +486,7 @@ static void sink_on_init(void *ctx, const struct cmaf_init *init)
     snprintf(name, sizeof(name), "init-%u.mp4", in.id);
     snprintf(line, sizeof(line), "init %u %s %d %d %lld %d\n", in.id, in.codecs[0] ? in.codecs : "-", in.width,
              in.height, (long long)(in.frame_rate * 1000.0 + 0.5), in.audio_only ? 1 : 0);
-    persist_locked(idx, name, &buf, 1, line);
+    persist_locked(idx, name, &buf, 1, line, -1);
     pthread_mutex_unlock(&idx->mu);
     log_info("hls: init index=%s id=%u codecs=%s %dx%d", idx->name, in.id, in.codecs, in.width, in.height);
 }
@@ -622,8 +677,9 @@ struct media_index *media_index_new(const struct media_index_opts *o)
     idx->part_target_us = o->part_target_us;
     int w = o->live_window_segments ? o->live_window_segments : 10;
     idx->window = w < 3 ? 3 : (w > MI_MAX_WINDOW ? MI_MAX_WINDOW : w);
-    int extra = o->keep_extra_segments > 0 ? o->keep_extra_segments : 4;
+    int extra = o->keep_extra_segments > 0 ? o->keep_extra_segments : o->keep_extra_segments < 0 ? 0 : 4;
     idx->ring_cap = idx->window + (extra > 64 ? 64 : extra);
+    idx->mem_segments = o->mem_segments > 0 && o->store ? o->mem_segments : 0;
     idx->keep_vod = o->keep_vod;
     idx->vod_max = o->vod_max_segments ? o->vod_max_segments : 200000;
     idx->max_part_bytes = o->max_part_bytes ? o->max_part_bytes : (size_t)32 << 20;

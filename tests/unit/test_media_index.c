@@ -671,6 +671,164 @@ static void test_segments_are_written_to_disk_and_restored_after_a_restart(void 
     free(dir);
 }
 
+static struct media_index *new_mem_index(const char *id, int mem_segments, struct segment_store *store)
+{
+    struct media_index_opts o = {.kind = "rooms", .id = id, .target_duration_us = 2000000, .part_target_us = 500000,
+                                 .live_window_segments = 10, .keep_extra_segments = -1, .keep_vod = true,
+                                 .store = store, .mem_segments = mem_segments};
+    struct media_index *idx = media_index_new(&o);
+    assert_non_null(idx);
+    return idx;
+}
+
+/* mem_segments: window segments older than the newest ones, and past the
+ * range where parts are listed, leave memory once on disk and are served
+ * from there; the playlists do not change. Without a file on disk (the
+ * store refused it) a segment stays in memory. */
+static void test_mem_segments_serve_older_window_segments_from_disk(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    struct segment_store *store = segment_store_new(dir, 0);
+    struct segment_store *refusing = segment_store_new(dir, 1); /* every write over its ceiling */
+    assert_non_null(store);
+    assert_non_null(refusing);
+    struct media_index *trim = new_mem_index("trim", 2, store);
+    struct media_index *full = new_mem_index("full", 0, store);
+    struct media_index *nodisk = new_mem_index("nodisk", 2, refusing);
+    struct media_index *all[3] = {trim, full, nodisk};
+    for (int i = 0; i < 3; i++) {
+        struct feeder f;
+        feeder_init(&f, all[i]);
+        media_index_begin_session(all[i]);
+        feed_init(&f, "INIT-A", true, false);
+        for (uint64_t m = 0; m < 8; m++)
+            feed_segment(&f, m, 4, 500000, false);
+        feed_part(&f, 8, 0, 500000, false); /* an open segment */
+    }
+    segment_store_flush(store);
+    segment_store_flush(store);
+
+    int rc;
+    char *a = render(trim, MEDIA_INDEX_MEDIA, false, &rc);
+    char *b = render(full, MEDIA_INDEX_MEDIA, false, &rc);
+    assert_string_equal(a, b);
+    assert_int_equal(count(a, "#EXTINF:"), 8);
+    free(a);
+    free(b);
+
+    /* 2.5 s of media after segment 6: within 4 target durations, in memory;
+     * segment 3 ends 8.5 s before the live edge: on disk */
+    struct media_index_body body;
+    char path[512], want[512];
+    for (uint64_t m = 0; m < 8; m++) {
+        int g = media_index_get_segment(trim, m, &body, path, sizeof(path));
+        if (m >= 4) {
+            assert_int_equal(g, MEDIA_INDEX_OK);
+            assert_int_equal(body.nbufs, 4);
+            media_index_body_release(&body);
+            continue;
+        }
+        assert_int_equal(g, MEDIA_INDEX_ON_DISK);
+        snprintf(want, sizeof(want), "%s/hls/rooms/trim/seg/%llu.m4s", dir, (unsigned long long)m);
+        assert_string_equal(path, want);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        char got[128] = {0}, exp[128] = "", pb[64];
+        assert_true(fread(got, 1, sizeof(got) - 1, fp) > 0);
+        fclose(fp);
+        for (uint32_t i = 0; i < 4; i++) {
+            part_bytes(pb, sizeof(pb), m, i);
+            strcat(exp, pb);
+        }
+        assert_string_equal(got, exp);
+    }
+    assert_int_equal(media_index_get_part(trim, 3, 0, false, &body), MEDIA_INDEX_NOT_FOUND);
+    assert_int_equal(media_index_get_part(trim, 5, 0, false, &body), MEDIA_INDEX_OK);
+    media_index_body_release(&body);
+    for (uint64_t m = 0; m < 8; m++) {
+        assert_int_equal(media_index_get_segment(full, m, &body, path, sizeof(path)), MEDIA_INDEX_OK);
+        media_index_body_release(&body);
+        assert_int_equal(media_index_get_segment(nodisk, m, &body, path, sizeof(path)), MEDIA_INDEX_OK);
+        media_index_body_release(&body);
+    }
+    for (int i = 0; i < 3; i++)
+        media_index_unref(all[i]);
+    segment_store_free(store);
+    segment_store_free(refusing);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* keep_extra_segments < 0: a segment leaving the window is gone at once. */
+static void test_no_extra_segments_when_keep_extra_is_negative(void **state)
+{
+    (void)state;
+    struct media_index *idx = new_index(3, -1, 500000, NULL);
+    struct feeder f;
+    feeder_init(&f, idx);
+    feed_init(&f, "INIT-A", true, false);
+    for (uint64_t m = 0; m < 5; m++)
+        feed_segment(&f, m, 2, 500000, false);
+    struct media_index_body b;
+    char path[64];
+    assert_int_equal(media_index_get_segment(idx, 1, &b, path, sizeof(path)), MEDIA_INDEX_NOT_FOUND);
+    assert_int_equal(media_index_get_segment(idx, 2, &b, path, sizeof(path)), MEDIA_INDEX_OK);
+    media_index_body_release(&b);
+    media_index_unref(idx);
+}
+
+/* The registry's per-kind policy: a preview lists 4 segments and keeps no
+ * more; a room lists the configured window and, with a store, keeps only
+ * the newest segments in memory. */
+static void test_registry_gives_previews_a_short_window_and_rooms_a_memory_cap(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    struct segment_store *store = segment_store_new(dir, 0);
+    struct media_registry_opts ro = {.target_duration_us = 2000000, .part_target_us = 500000,
+                                     .live_window_segments = 10, .store = store};
+    struct media_registry *reg = media_registry_new(&ro);
+    struct media_index *k = media_registry_get_or_create(reg, "keys", "k", NULL);
+    struct media_index *r = media_registry_get_or_create(reg, "rooms", "r", NULL);
+    assert_non_null(k);
+    assert_non_null(r);
+    struct media_index *both[2] = {k, r};
+    for (int i = 0; i < 2; i++) {
+        struct feeder f;
+        feeder_init(&f, both[i]);
+        media_index_begin_session(both[i]);
+        feed_init(&f, "INIT", true, false);
+        for (uint64_t m = 0; m < 10; m++)
+            feed_segment(&f, m, 4, 500000, false);
+    }
+    segment_store_flush(store);
+    segment_store_flush(store);
+    int rc;
+    char *s = render(k, MEDIA_INDEX_MEDIA, false, &rc);
+    assert_int_equal(count(s, "#EXTINF:"), 4);
+    assert_true(has(s, "#EXT-X-MEDIA-SEQUENCE:6\n"));
+    free(s);
+    s = render(r, MEDIA_INDEX_MEDIA, false, &rc);
+    assert_int_equal(count(s, "#EXTINF:"), 10);
+    free(s);
+    struct media_index_body b;
+    char path[512];
+    assert_int_equal(media_index_get_segment(k, 5, &b, path, sizeof(path)), MEDIA_INDEX_NOT_FOUND);
+    assert_int_equal(media_index_get_segment(k, 6, &b, path, sizeof(path)), MEDIA_INDEX_OK);
+    media_index_body_release(&b);
+    assert_int_equal(media_index_get_segment(r, 0, &b, path, sizeof(path)), MEDIA_INDEX_ON_DISK);
+    assert_int_equal(media_index_get_segment(r, 5, &b, path, sizeof(path)), MEDIA_INDEX_ON_DISK);
+    assert_int_equal(media_index_get_segment(r, 6, &b, path, sizeof(path)), MEDIA_INDEX_OK);
+    media_index_body_release(&b);
+    media_index_unref(k);
+    media_index_unref(r);
+    media_registry_free(reg);
+    segment_store_free(store);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_registry_gets_creates_and_tombstones(void **state)
 {
     (void)state;
@@ -766,6 +924,9 @@ int main(void)
         cmocka_unit_test(test_delta_update_skips_segments_past_the_skip_boundary),
         cmocka_unit_test(test_multivariant_reports_measured_bandwidth_and_codecs),
         cmocka_unit_test(test_segments_are_written_to_disk_and_restored_after_a_restart),
+        cmocka_unit_test(test_mem_segments_serve_older_window_segments_from_disk),
+        cmocka_unit_test(test_no_extra_segments_when_keep_extra_is_negative),
+        cmocka_unit_test(test_registry_gives_previews_a_short_window_and_rooms_a_memory_cap),
         cmocka_unit_test(test_registry_gets_creates_and_tombstones),
         cmocka_unit_test(test_store_refuses_unsafe_paths_and_over_ceiling_writes),
     };
