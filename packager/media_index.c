@@ -115,6 +115,8 @@ struct media_index {
     uint32_t session_no;
     bool pending_disc;
     uint64_t next_msn;           /* msn of the open segment / the next one */
+    uint64_t closed_src_msn;     /* segmenter msn of the segment closed by ends_segment */
+    bool closed_src_valid;
     uint64_t disk_first_msn;     /* first msn this target ever had */
     bool have_disk_first;
 
@@ -569,6 +571,14 @@ static void sink_on_part(void *ctx, const struct cmaf_part *p)
     o->bytes += p->len;
     idx->parts_total++;
     idx->last_part_mono_us = p->ready_mono_us;
+    /* The segment is complete with this part: list it now, so a reader woken
+     * for this part sees the segment too (its duration is the sum of its
+     * parts, which is what on_segment would say). */
+    if (p->ends_segment) {
+        close_open_locked(idx, 0);
+        idx->closed_src_msn = p->msn;
+        idx->closed_src_valid = true;
+    }
     wake = want_notify_locked(idx, &fn, &arg);
     pthread_mutex_unlock(&idx->mu);
     if (wake)
@@ -585,6 +595,8 @@ static void sink_on_segment(void *ctx, const struct cmaf_segment *seg)
     if (idx->open.nparts > 0 && idx->open.src_msn == seg->msn) {
         close_open_locked(idx, seg->duration_us);
         wake = want_notify_locked(idx, &fn, &arg);
+    } else if (idx->closed_src_valid && idx->closed_src_msn == seg->msn) {
+        /* already closed with its last part (ends_segment) */
     } else {
         log_debug("hls: segment without open parts index=%s src_msn=%" PRIu64, idx->name, seg->msn);
     }

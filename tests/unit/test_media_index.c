@@ -64,7 +64,7 @@ static void feed_part(struct feeder *f, uint64_t src_msn, uint32_t i, int64_t du
     char b[64];
     part_bytes(b, sizeof(b), src_msn, i);
     struct cmaf_part p = {(const uint8_t *)b, strlen(b), src_msn, i, f->t_us, dur_us, i == 0, disc && i == 0,
-                          f->wall_us, 0};
+                          f->wall_us, 0, false};
     f->sink->on_part(f->sink->ctx, &p);
     f->t_us += dur_us;
     f->wall_us += dur_us;
@@ -538,11 +538,11 @@ static void test_multivariant_reports_measured_bandwidth_and_codecs(void **state
     feed_init(&f, "INIT-A", true, false);
     /* segment 0: 1000 bytes in 1 s = 8000 bit/s; segment 1: 3000 bytes in 1 s */
     static uint8_t big[3000];
-    struct cmaf_part p = {big, 1000, 0, 0, 0, 1000000, true, false, WALL0, 0};
+    struct cmaf_part p = {big, 1000, 0, 0, 0, 1000000, true, false, WALL0, 0, false};
     sink->on_part(sink->ctx, &p);
     struct cmaf_segment sg = {0, 0, 1000000, 1, 1000, false, WALL0, 8000};
     sink->on_segment(sink->ctx, &sg);
-    p = (struct cmaf_part){big, 3000, 1, 0, 1000000, 1000000, true, false, WALL0 + 1000000, 0};
+    p = (struct cmaf_part){big, 3000, 1, 0, 1000000, 1000000, true, false, WALL0 + 1000000, 0, false};
     sink->on_part(sink->ctx, &p);
     sg = (struct cmaf_segment){1, 1000000, 1000000, 1, 3000, false, WALL0 + 1000000, 24000};
     sink->on_segment(sink->ctx, &sg);
@@ -760,6 +760,45 @@ static void test_mem_segments_serve_older_window_segments_from_disk(void **state
     free(dir);
 }
 
+/* A part with ends_segment completes its segment at once (a reader woken by
+ * that part sees the segment); the on_segment that follows changes nothing. */
+static void test_part_ending_a_segment_lists_the_segment_at_once(void **state)
+{
+    (void)state;
+    struct media_index *idx = new_index(10, 0, 500000, NULL);
+    struct feeder f;
+    feeder_init(&f, idx);
+    feed_init(&f, "INIT-A", true, false);
+    for (uint64_t m = 0; m < 2; m++) {
+        for (uint32_t i = 0; i < 4; i++) {
+            char b[64];
+            part_bytes(b, sizeof(b), m, i);
+            struct cmaf_part p = {.data = (const uint8_t *)b, .len = strlen(b), .msn = m, .part_index = i,
+                                  .start_us = f.t_us, .duration_us = 500000, .independent = i == 0,
+                                  .wall_us = f.wall_us, .ends_segment = i == 3};
+            f.sink->on_part(f.sink->ctx, &p);
+            f.t_us += 500000;
+            f.wall_us += 500000;
+        }
+        int rc;
+        char *s = render(idx, MEDIA_INDEX_MEDIA, false, &rc);
+        assert_int_equal(rc, MEDIA_INDEX_OK);
+        assert_int_equal(count(s, "#EXTINF:2.000,"), (int)m + 1);
+        assert_true(has(s, m == 0 ? "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"1.0.m4s\"" :
+                                    "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"2.0.m4s\""));
+        free(s);
+        /* the next part of this segment cannot come: wait for the next one */
+        assert_int_equal(media_index_block_check(idx, m + 1, 0, false), MEDIA_INDEX_WAIT);
+        assert_int_equal(media_index_block_check(idx, m, 3, false), MEDIA_INDEX_READY);
+        feed_close(&f, m, 2000000, 4);
+        s = render(idx, MEDIA_INDEX_MEDIA, false, &rc);
+        assert_int_equal(count(s, "#EXTINF:2.000,"), (int)m + 1);
+        free(s);
+    }
+    assert_int_equal(media_index_next_msn(idx), 2);
+    media_index_unref(idx);
+}
+
 /* keep_extra_segments < 0: a segment leaving the window is gone at once. */
 static void test_no_extra_segments_when_keep_extra_is_negative(void **state)
 {
@@ -926,6 +965,7 @@ int main(void)
         cmocka_unit_test(test_segments_are_written_to_disk_and_restored_after_a_restart),
         cmocka_unit_test(test_mem_segments_serve_older_window_segments_from_disk),
         cmocka_unit_test(test_no_extra_segments_when_keep_extra_is_negative),
+        cmocka_unit_test(test_part_ending_a_segment_lists_the_segment_at_once),
         cmocka_unit_test(test_registry_gives_previews_a_short_window_and_rooms_a_memory_cap),
         cmocka_unit_test(test_registry_gets_creates_and_tombstones),
         cmocka_unit_test(test_store_refuses_unsafe_paths_and_over_ceiling_writes),
