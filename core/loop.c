@@ -70,7 +70,18 @@ struct loop *loop_new(const char *name, size_t inbox_cap)
     snprintf(l->name, sizeof l->name, "%s", name);
     l->cap = inbox_cap ? inbox_cap : 65536;
     pthread_mutex_init(&l->mu, NULL);
-    l->base = event_base_new();
+    /* The epoll changelist folds the enable/disable pairs of one loop pass
+     * into one epoll_ctl per fd (evhttp re-arms read and write around every
+     * request: up to four epoll_ctl calls per keep-alive request without
+     * it). We never dup() sockets, the case libevent warns about. */
+    struct event_config *ec = event_config_new();
+    if (ec) {
+        event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        l->base = event_base_new_with_config(ec);
+        event_config_free(ec);
+    }
+    if (!l->base)
+        l->base = event_base_new();
     if (!l->base)
         goto fail;
     l->wake = event_new(l->base, -1, EV_PERSIST, loop_drain, l);

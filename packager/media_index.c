@@ -152,6 +152,12 @@ struct media_index {
 
     uint64_t segments_total, parts_total, bytes_total;
     long long last_part_mono_us;
+
+    /* Rendered playlists without a URI suffix, valid while gen == cache_gen[k]:
+     * gen changes with everything a playlist shows. */
+    uint64_t gen;
+    struct media_buf *cache[4];  /* MULTIVARIANT, MEDIA, MEDIA skip, VOD */
+    uint64_t cache_gen[4];
 };
 
 static struct mi_seg *ring_at(struct media_index *idx, int i)
@@ -391,6 +397,7 @@ static void close_open_locked(struct media_index *idx, int64_t duration_us)
     ring_push_locked(idx, o);
     prune_inits_locked(idx);
     trim_memory_locked(idx);
+    idx->gen++;
 }
 
 static int64_t td_locked(struct media_index *idx);
@@ -482,6 +489,7 @@ static void sink_on_init(void *ctx, const struct cmaf_init *init)
     in.id = idx->next_init_id++;
     idx->inits[idx->ninits] = in;
     idx->cur_init = idx->ninits++;
+    idx->gen++;
     if (had_media)
         idx->pending_disc = true; /* ING-9: new init → EXT-X-DISCONTINUITY */
     char name[32], line[256];
@@ -571,6 +579,7 @@ static void sink_on_part(void *ctx, const struct cmaf_part *p)
     o->bytes += p->len;
     idx->parts_total++;
     idx->last_part_mono_us = p->ready_mono_us;
+    idx->gen++;
     /* The segment is complete with this part: list it now, so a reader woken
      * for this part sees the segment too (its duration is the sum of its
      * parts, which is what on_segment would say). */
@@ -730,6 +739,8 @@ void media_index_unref(struct media_index *idx)
     seg_clear(&idx->open);
     for (int i = 0; i < idx->ninits; i++)
         media_buf_unref(idx->inits[i].buf);
+    for (int i = 0; i < 4; i++)
+        media_buf_unref(idx->cache[i]);
     for (uint32_t b = 0; b < idx->vod_nblocks; b++)
         free(idx->vod_blocks[b]);
     free(idx->vod_blocks);
@@ -747,6 +758,7 @@ uint32_t media_index_begin_session(struct media_index *idx)
 {
     pthread_mutex_lock(&idx->mu);
     close_open_locked(idx, 0);
+    idx->gen++;
     idx->session_no++;
     if (idx->state != MEDIA_INDEX_ENDED)
         idx->state = MEDIA_INDEX_LIVE;
@@ -765,6 +777,7 @@ static void set_state(struct media_index *idx, enum media_index_state st)
     bool wake = false;
     pthread_mutex_lock(&idx->mu);
     close_open_locked(idx, 0);
+    idx->gen++;
     bool changed = idx->state != st && idx->state != MEDIA_INDEX_ENDED;
     if (changed) {
         idx->state = st;
@@ -852,6 +865,7 @@ static int64_t freeze_td_locked(struct media_index *idx)
         int64_t pt = idx->max_part_us > idx->part_target_us ? idx->max_part_us : idx->part_target_us;
         idx->pt_us = idx->part_target_us > 0 ? (pt + 999) / 1000 * 1000 : 0;
         idx->td_frozen = true;
+        idx->gen++;
     }
     return idx->td_s;
 }
@@ -890,7 +904,8 @@ static void seg_desc(struct playlist_segment *d, const struct mi_seg *s)
     d->nparts = 0;
 }
 
-static int render_media(struct media_index *idx, bool skip, const char *sfx, struct playlist_buf *out)
+static int render_media(struct media_index *idx, bool skip, const char *sfx, struct playlist_buf *out,
+                        uint64_t *gen)
 {
     struct snapshot *sn = malloc(sizeof(*sn));
     if (!sn)
@@ -934,6 +949,7 @@ static int render_media(struct media_index *idx, bool skip, const char *sfx, str
     m.preload_hint = ll && idx->state == MEDIA_INDEX_LIVE;
     m.hint_msn = o->nparts > 0 ? o->msn : idx->next_msn;
     m.hint_part = o->nparts;
+    *gen = idx->gen;
     pthread_mutex_unlock(&idx->mu);
 
     m.segs = sn->segs;
@@ -949,7 +965,7 @@ static int render_media(struct media_index *idx, bool skip, const char *sfx, str
     return rc == 0 ? MEDIA_INDEX_OK : MEDIA_INDEX_ERR;
 }
 
-static int render_vod(struct media_index *idx, const char *sfx, struct playlist_buf *out)
+static int render_vod(struct media_index *idx, const char *sfx, struct playlist_buf *out, uint64_t *gen)
 {
     pthread_mutex_lock(&idx->mu);
     uint32_t n = idx->vod_n;
@@ -960,6 +976,7 @@ static int render_vod(struct media_index *idx, const char *sfx, struct playlist_
     int64_t td = freeze_td_locked(idx);
     bool ended = idx->state == MEDIA_INDEX_ENDED;
     struct mi_meta **blocks = idx->vod_blocks;
+    *gen = idx->gen;
     pthread_mutex_unlock(&idx->mu);
 
     /* records [0, n) are immutable: read them without the lock */
@@ -1005,7 +1022,7 @@ static void bandwidth_locked(struct media_index *idx, uint64_t *peak, uint64_t *
     *avg = dur > 0 ? bytes * 8 * 1000000 / (uint64_t)dur : 0;
 }
 
-static int render_multivariant(struct media_index *idx, const char *sfx, struct playlist_buf *out)
+static int render_multivariant(struct media_index *idx, const char *sfx, struct playlist_buf *out, uint64_t *gen)
 {
     struct mi_init in;
     struct playlist_variant v = {0};
@@ -1016,6 +1033,7 @@ static int render_multivariant(struct media_index *idx, const char *sfx, struct 
     }
     in = idx->inits[idx->cur_init];
     bandwidth_locked(idx, &v.bandwidth, &v.average_bandwidth);
+    *gen = idx->gen;
     pthread_mutex_unlock(&idx->mu);
     v.codecs = in.codecs;
     v.width = in.width;
@@ -1026,20 +1044,64 @@ static int render_multivariant(struct media_index *idx, const char *sfx, struct 
     return playlist_render_multivariant(out, &v) == 0 ? MEDIA_INDEX_OK : MEDIA_INDEX_ERR;
 }
 
-int media_index_render(struct media_index *idx, enum media_index_playlist which, bool skip, const char *uri_suffix,
-                       struct playlist_buf *out)
+static int render_any(struct media_index *idx, enum media_index_playlist which, bool skip, const char *uri_suffix,
+                      struct playlist_buf *out, uint64_t *gen)
 {
     if (!playlist_suffix_ok(uri_suffix))
         return MEDIA_INDEX_ERR;
     switch (which) {
     case MEDIA_INDEX_MULTIVARIANT:
-        return render_multivariant(idx, uri_suffix, out);
+        return render_multivariant(idx, uri_suffix, out, gen);
     case MEDIA_INDEX_MEDIA:
-        return render_media(idx, skip, uri_suffix, out);
+        return render_media(idx, skip, uri_suffix, out, gen);
     case MEDIA_INDEX_VOD:
-        return render_vod(idx, uri_suffix, out);
+        return render_vod(idx, uri_suffix, out, gen);
     }
     return MEDIA_INDEX_ERR;
+}
+
+int media_index_render(struct media_index *idx, enum media_index_playlist which, bool skip, const char *uri_suffix,
+                       struct playlist_buf *out)
+{
+    uint64_t gen;
+    return render_any(idx, which, skip, uri_suffix, out, &gen);
+}
+
+struct media_buf *media_index_playlist(struct media_index *idx, enum media_index_playlist which, bool skip,
+                                       const char *uri_suffix, size_t max, int *rc)
+{
+    /* skip is ignored (so the same text) unless LL-HLS: see render_media */
+    int slot = which == MEDIA_INDEX_MULTIVARIANT ? 0 : which == MEDIA_INDEX_VOD ? 3 : skip ? 2 : 1;
+    bool cacheable = !uri_suffix || !uri_suffix[0];
+    if (cacheable) {
+        pthread_mutex_lock(&idx->mu);
+        struct media_buf *hit = idx->cache[slot] && idx->cache_gen[slot] == idx->gen ? media_buf_ref(idx->cache[slot])
+                                                                                     : NULL;
+        pthread_mutex_unlock(&idx->mu);
+        if (hit) {
+            *rc = MEDIA_INDEX_OK;
+            return hit;
+        }
+    }
+    struct playlist_buf pb;
+    uint64_t gen = 0;
+    playlist_buf_init(&pb, max ? max : (size_t)16 << 20);
+    int r = render_any(idx, which, skip, uri_suffix, &pb, &gen);
+    struct media_buf *text = r == MEDIA_INDEX_OK && pb.len > 0 ? media_buf_new(pb.data, pb.len) : NULL;
+    playlist_buf_free(&pb);
+    if (r == MEDIA_INDEX_OK && !text)
+        r = MEDIA_INDEX_ERR;
+    *rc = r;
+    if (text && cacheable) {
+        pthread_mutex_lock(&idx->mu);
+        if (gen == idx->gen && (!idx->cache[slot] || idx->cache_gen[slot] != gen)) {
+            media_buf_unref(idx->cache[slot]);
+            idx->cache[slot] = media_buf_ref(text);
+            idx->cache_gen[slot] = gen;
+        }
+        pthread_mutex_unlock(&idx->mu);
+    }
+    return text;
 }
 
 /* ---- blocking reload ------------------------------------------------------- */

@@ -147,6 +147,14 @@ enum {
 int media_index_render(struct media_index *idx, enum media_index_playlist which, bool skip,
                        const char *uri_suffix, struct playlist_buf *out);
 
+/* The same playlist as an immutable buffer (a new reference, *rc = OK), or
+ * NULL with *rc = NOT_FOUND / ERR. Playlists without a URI suffix are cached
+ * until the index changes, so concurrent and repeated requests (every viewer
+ * of a room polling media.m3u8) share one rendering. max: ceiling of the
+ * text (0 = 16 MiB). */
+struct media_buf *media_index_playlist(struct media_index *idx, enum media_index_playlist which, bool skip,
+                                       const char *uri_suffix, size_t max, int *rc);
+
 /* Blocking playlist reload (RFC 8216bis §6.2.5.2). part < 0: _HLS_msn only. */
 enum media_index_block { MEDIA_INDEX_READY, MEDIA_INDEX_WAIT, MEDIA_INDEX_TOO_FAR };
 /* With park=true and a WAIT answer, the caller is counted as parked in the

@@ -799,6 +799,55 @@ static void test_part_ending_a_segment_lists_the_segment_at_once(void **state)
     media_index_unref(idx);
 }
 
+/* media_index_playlist: one rendering is shared until the index changes;
+ * its text is what media_index_render writes; a URI suffix is not cached. */
+static void test_rendered_playlists_are_shared_until_the_index_changes(void **state)
+{
+    (void)state;
+    struct media_index *idx = new_index(10, 0, 500000, NULL);
+    struct feeder f;
+    feeder_init(&f, idx);
+    int rc;
+    assert_null(media_index_playlist(idx, MEDIA_INDEX_MEDIA, false, "", 0, &rc));
+    assert_int_equal(rc, MEDIA_INDEX_NOT_FOUND);
+    feed_init(&f, "INIT-A", true, false);
+    feed_segment(&f, 0, 4, 500000, false);
+    static const enum media_index_playlist kinds[] = {MEDIA_INDEX_MULTIVARIANT, MEDIA_INDEX_MEDIA, MEDIA_INDEX_VOD};
+    for (size_t k = 0; k < 3; k++) {
+        for (int skip = 0; skip < 2; skip++) {
+            struct media_buf *a = media_index_playlist(idx, kinds[k], skip, "", 0, &rc);
+            assert_int_equal(rc, MEDIA_INDEX_OK);
+            struct media_buf *b = media_index_playlist(idx, kinds[k], skip, NULL, 0, &rc);
+            assert_ptr_equal(a, b);
+            char *want = render(idx, kinds[k], skip, &rc);
+            assert_int_equal(media_buf_len(a), strlen(want));
+            assert_memory_equal(media_buf_data(a), want, strlen(want));
+            free(want);
+            struct media_buf *c = media_index_playlist(idx, kinds[k], skip, "?t=1", 0, &rc);
+            assert_ptr_not_equal(a, c);
+            media_buf_unref(a);
+            media_buf_unref(b);
+            media_buf_unref(c);
+        }
+    }
+    struct media_buf *before = media_index_playlist(idx, MEDIA_INDEX_MEDIA, false, "", 0, &rc);
+    feed_part(&f, 1, 0, 500000, false);
+    struct media_buf *after = media_index_playlist(idx, MEDIA_INDEX_MEDIA, false, "", 0, &rc);
+    assert_ptr_not_equal(before, after);
+    assert_non_null(memmem(media_buf_data(after), media_buf_len(after), "1.0.m4s", 7));
+    assert_null(memmem(media_buf_data(before), media_buf_len(before), "\"1.0.m4s\",INDEPENDENT", 20));
+    media_buf_unref(before);
+    media_buf_unref(after);
+    before = media_index_playlist(idx, MEDIA_INDEX_MEDIA, false, "", 0, &rc);
+    media_index_end(idx);
+    after = media_index_playlist(idx, MEDIA_INDEX_MEDIA, false, "", 0, &rc);
+    assert_non_null(memmem(media_buf_data(after), media_buf_len(after), "#EXT-X-ENDLIST", 14));
+    assert_null(memmem(media_buf_data(before), media_buf_len(before), "#EXT-X-ENDLIST", 14));
+    media_buf_unref(before);
+    media_buf_unref(after);
+    media_index_unref(idx);
+}
+
 /* keep_extra_segments < 0: a segment leaving the window is gone at once. */
 static void test_no_extra_segments_when_keep_extra_is_negative(void **state)
 {
@@ -966,6 +1015,7 @@ int main(void)
         cmocka_unit_test(test_mem_segments_serve_older_window_segments_from_disk),
         cmocka_unit_test(test_no_extra_segments_when_keep_extra_is_negative),
         cmocka_unit_test(test_part_ending_a_segment_lists_the_segment_at_once),
+        cmocka_unit_test(test_rendered_playlists_are_shared_until_the_index_changes),
         cmocka_unit_test(test_registry_gives_previews_a_short_window_and_rooms_a_memory_cap),
         cmocka_unit_test(test_registry_gets_creates_and_tombstones),
         cmocka_unit_test(test_store_refuses_unsafe_paths_and_over_ceiling_writes),
