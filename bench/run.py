@@ -394,7 +394,9 @@ class CastgateTarget:
         try:
             with open(self.logpath) as f:
                 for line in f:
-                    if re.search(r"\b(error|ERROR)\b", line):
+                    # "<time> error ..." (core/log.c), or a sanitizer report;
+                    # not info lines that merely quote a reason ("socket error")
+                    if re.match(r"^\S+ error ", line) or "ERROR:" in line:
                         n += 1
         except (OSError, AttributeError):
             pass
@@ -558,8 +560,13 @@ def table(result):
             fmt(get(n, "latency", "segments", "since_end_ms", q), "%.0f") for q in ("p50", "p95", "p99"))),
         ("  (from first frame) p50/p99 ms", lambda n: "/".join(
             fmt(get(n, "latency", "segments", "since_first_frame_ms", q), "%.0f") for q in ("p50", "p99"))),
+        ("  (after the 1st segment) p50/p95/p99", lambda n: "/".join(
+            fmt(get(n, "latency", "segments", "since_end_ms_after_first", q), "%.0f") for q in ("p50", "p95", "p99"))),
         ("part latency p50/p95/p99 ms", lambda n: "/".join(
             fmt(get(n, "latency", "parts", "since_end_ms", q), "%.0f") for q in ("p50", "p95", "p99"))),
+        ("  (after the 1st segment) p50/p95/p99", lambda n: "/".join(
+            fmt(get(n, "latency", "parts", "since_end_ms_after_first_segment", q), "%.1f")
+            for q in ("p50", "p95", "p99"))),
         ("late segments (> 1 s / cadence)", lambda n: "%s/%s" % (
             fmt(get(n, "errors", "late_segments"), "%d"),
             fmt(get(n, "latency", "segments", "cadence_late"), "%d"))),
