@@ -331,12 +331,14 @@ def nearest_send(frames, media_ms, tol_ms):
 def next_send(frames, media_ms, slack_ms):
     """Wall µs of the first frame at or after media_ms (less slack_ms for
     rounding): the frame that closes a segment or part ending at media_ms.
-    None when the stream ended before it."""
+    None when the stream ended before it, or when that frame is the last one
+    sent: then what closes the segment or part is the publisher leaving (the
+    server cannot know the frame's duration before), not a frame."""
     if not frames:
         return None
     ts, wall = frames
     i = bisect.bisect_left(ts, media_ms - slack_ms)
-    return wall[i] if i < len(ts) else None
+    return wall[i] if i < len(ts) - 1 else None
 
 
 def cmd_analyze(args):
