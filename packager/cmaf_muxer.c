@@ -17,8 +17,10 @@
  * track's samples contiguously, video first. Sample durations are the dts
  * distance to the next sample of the track in the fragment; the last one's is
  * the duration given. Samples are copied once, into per-track staging
- * buffers that are kept (warm) from one fragment to the next; the fragment is
- * assembled in an output buffer that is also reused. (movenc did the same
+ * buffers that are kept (warm) from one fragment to the next. Each staging
+ * buffer starts with a gap (HEAD_GAP) where the moof is written at flush, so
+ * the fragment is assembled in place: the first track's samples do not move,
+ * the other track's (audio, small) are appended after them. (movenc did the same
  * with a dynamic buffer per track and fragment that grew by realloc, then
  * through a 64 KiB AVIO buffer into a third buffer: three to five copies of
  * every byte into freshly faulted memory, ~25 % of a stream's CPU.)
@@ -75,8 +77,8 @@ struct mtrack {
     /* open fragment: sample table and the samples' bytes */
     struct msample *smp;
     size_t nsmp, smp_cap;
-    uint8_t *data;
-    size_t len, cap;
+    uint8_t *data;             /* HEAD_GAP bytes, then the samples */
+    size_t len, cap;           /* len: sample bytes after the gap */
 };
 
 struct cmaf_muxer {
@@ -84,8 +86,6 @@ struct cmaf_muxer {
     size_t max;                /* ceiling of one fragment (and the init) */
     uint8_t *init;             /* the init segment */
     size_t init_len;
-    uint8_t *out;              /* last flushed fragment, reused */
-    size_t out_cap;
     uint32_t next_seq;         /* mfhd sequence number of the next fragment */
     uint32_t fragments;
     size_t frag_bytes;         /* sample bytes in the open fragment */
@@ -539,6 +539,11 @@ uint32_t cmaf_muxer_fragments(const struct cmaf_muxer *m)
 
 /* ---- fragments ---------------------------------------------------------- */
 
+/* Room for moof + mdat header in front of the samples: a fragment of 0.5 s
+ * needs ~1 KiB (16 bytes per video sample, 8 per audio sample); a bigger one
+ * moves its samples once. */
+#define HEAD_GAP 4096
+
 /* Grows *p (capacity *cap) to hold need elements of size esz. Capacity
  * doubles, so a buffer reused from fragment to fragment stops growing. */
 static int grow(void **p, size_t *cap, size_t need, size_t esz)
@@ -620,7 +625,7 @@ int cmaf_muxer_write(struct cmaf_muxer *m, const struct cmaf_muxer_sample *s)
     /* the ceiling of one fragment, with room left for the moof */
     if (m->frag_bytes + s->len + 64 * 1024 > m->max)
         return -ENOSPC;
-    if (grow((void **)&t->data, &t->cap, t->len + s->len, 1) < 0 ||
+    if (grow((void **)&t->data, &t->cap, HEAD_GAP + t->len + s->len, 1) < 0 ||
         grow((void **)&t->smp, &t->smp_cap, t->nsmp + 1, sizeof(*t->smp)) < 0) {
         log_error("cmaf_muxer: out of memory for a %zu-byte sample", s->len);
         m->broken = true;
@@ -628,9 +633,9 @@ int cmaf_muxer_write(struct cmaf_muxer *m, const struct cmaf_muxer_sample *s)
     }
     size_t n = s->len;
     if (t->av1)
-        n = av1_filter_obus(t->data + t->len, s->data, s->len);
+        n = av1_filter_obus(t->data + HEAD_GAP + t->len, s->data, s->len);
     else
-        memcpy(t->data + t->len, s->data, s->len);
+        memcpy(t->data + HEAD_GAP + t->len, s->data, s->len);
     t->len += n;
     t->smp[t->nsmp++] = (struct msample){ s->dts, (uint32_t)n, (uint32_t)(s->pts - s->dts),
                                           (uint32_t)s->duration, s->keyframe };
@@ -700,18 +705,35 @@ int cmaf_muxer_flush(struct cmaf_muxer *m, const uint8_t **data, size_t *len)
     }
     if (payload == 0)
         return 0;
-    size_t total = moof + 8 + payload;
-    if (total > UINT32_MAX || grow((void **)&m->out, &m->out_cap, total, 1) < 0) {
+    size_t head = moof + 8;
+    size_t total = head + payload;
+    /* the first track with samples hosts the fragment: moof + mdat header
+     * go into its gap, the other track's samples after its own */
+    struct mtrack *host = &m->tr[traf_size[0] ? order[0] : order[1]];
+    struct mtrack *guest = traf_size[0] && traf_size[1] ? &m->tr[order[1]] : NULL;
+    if (total > UINT32_MAX ||
+        grow((void **)&host->data, &host->cap, HEAD_GAP + host->len + (guest ? guest->len : 0) + head, 1) < 0) {
         log_error("cmaf_muxer: cannot assemble a %zu-byte fragment", total);
         m->broken = true;
         return -ENOMEM;
     }
+    size_t start;
+    if (head <= HEAD_GAP) {
+        start = HEAD_GAP - head;
+    } else {
+        /* a moof bigger than the gap (hundreds of samples): move them */
+        memmove(host->data + head, host->data + HEAD_GAP, host->len);
+        start = 0;
+    }
+    uint8_t *frag = host->data + start;
+    if (guest)
+        memcpy(frag + head + host->len, guest->data + HEAD_GAP, guest->len);
 
-    uint8_t *p = box_start(m->out, "moof", (uint32_t)moof);
+    uint8_t *p = box_start(frag, "moof", (uint32_t)moof);
     p = fullbox_start(p, "mfhd", 16, 0, 0);
     wr_be32(p, m->next_seq);
     p += 4;
-    size_t data_off = moof + 8;   /* default-base-is-moof: from the moof's first byte */
+    size_t data_off = head;   /* default-base-is-moof: from the moof's first byte */
     for (int i = 0; i < 2; i++) {
         int k = order[i];
         struct mtrack *t = &m->tr[k];
@@ -749,20 +771,15 @@ int cmaf_muxer_flush(struct cmaf_muxer *m, const uint8_t **data, size_t *len)
         }
         data_off += t->len;
     }
-    p = box_start(p, "mdat", (uint32_t)(8 + payload));
-    for (int i = 0; i < 2; i++) {
-        struct mtrack *t = &m->tr[order[i]];
-        if (!traf_size[i])
-            continue;
-        memcpy(p, t->data, t->len);
-        p += t->len;
-        t->len = 0;
-        t->nsmp = 0;
+    box_start(p, "mdat", (uint32_t)(8 + payload));
+    for (int k = 0; k < 2; k++) {
+        m->tr[k].len = 0;
+        m->tr[k].nsmp = 0;
     }
     m->frag_bytes = 0;
     m->next_seq++;
     m->fragments++;
-    *data = m->out;
+    *data = frag;
     *len = total;
     return 0;
 }
@@ -776,6 +793,5 @@ void cmaf_muxer_free(struct cmaf_muxer *m)
         free(m->tr[k].data);
     }
     free(m->init);
-    free(m->out);
     free(m);
 }

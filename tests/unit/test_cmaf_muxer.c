@@ -358,6 +358,57 @@ static void test_av1_samples_lose_temporal_delimiters_and_padding(void **state)
     cmaf_muxer_free(m);
 }
 
+/* A fragment assembles moof + mdat around the staged samples: with few
+ * samples in place, with hundreds (a moof bigger than the reserved room)
+ * by moving them; either way the mdat holds each track's bytes in order,
+ * video first, and the trun data offsets point at them. */
+static void test_fragments_of_any_sample_count_keep_the_sample_bytes(void **state)
+{
+    (void)state;
+    struct media_codec_config v = video_cfg(MEDIA_CODEC_H264), a = audio_cfg();
+    struct cmaf_muxer_config mc = { &v, &a, 0, 0 };
+    struct cmaf_muxer *m = cmaf_muxer_new(&mc, NULL, 0);
+    assert_non_null(m);
+    size_t il;
+    const uint8_t *init = cmaf_muxer_init_data(m, &il);
+    struct cmaf_test_trex trex[4];
+    int ntrex = cmaf_test_parse_trex(init, il, trex, 4);
+    static const int counts[] = { 3, 400, 5 };   /* 400 x 16 bytes of trun > 4 KiB */
+    int64_t vdts = 0, adts = 0;
+    for (size_t c = 0; c < 3; c++) {
+        int nv = counts[c], na = counts[c] / 2 + 1;
+        for (int k = 0; k < nv; k++) {
+            uint8_t b[8];
+            memset(b, (uint8_t)(k + 1), sizeof(b));
+            struct cmaf_muxer_sample s = { MEDIA_KIND_VIDEO, vdts, vdts, 3000, k == 0, b, sizeof(b) };
+            assert_int_equal(cmaf_muxer_write(m, &s), 0);
+            vdts += 3000;
+        }
+        for (int k = 0; k < na; k++) {
+            uint8_t b[3] = { 0xa0, (uint8_t)k, 0xa1 };
+            struct cmaf_muxer_sample s = { MEDIA_KIND_AUDIO, adts, adts, 1024, true, b, sizeof(b) };
+            assert_int_equal(cmaf_muxer_write(m, &s), 0);
+            adts += 1024;
+        }
+        const uint8_t *d;
+        size_t dl, ml = 0, mdl = 0;
+        assert_int_equal(cmaf_muxer_flush(m, &d, &dl), 0);
+        struct cmaf_test_moof mo;
+        assert_int_equal(cmaf_test_parse_moof(d, dl, trex, ntrex, &mo), 0);
+        assert_int_equal(mo.traf[0].nsamples, nv);
+        assert_int_equal(mo.traf[1].nsamples, na);
+        assert_non_null(cmaf_test_box(d, dl, "moof", &ml));
+        const uint8_t *mdat = cmaf_test_box(d, dl, "mdat", &mdl);
+        assert_int_equal(mdl, (size_t)nv * 8 + (size_t)na * 3);
+        assert_int_equal(mdat - d, ml + 16);  /* moof, then mdat's header */
+        for (int k = 0; k < nv; k++)
+            assert_int_equal(mdat[k * 8 + 7], (uint8_t)(k + 1));
+        for (int k = 0; k < na; k++)
+            assert_int_equal(mdat[nv * 8 + k * 3 + 1], (uint8_t)k);
+    }
+    cmaf_muxer_free(m);
+}
+
 /* Nothing written since the last flush: no fragment, no sequence number used. */
 static void test_empty_flush_writes_nothing(void **state)
 {
@@ -402,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_tfdt_follows_the_given_timeline_and_mfhd_counts),
         cmocka_unit_test(test_av1_samples_lose_temporal_delimiters_and_padding),
         cmocka_unit_test(test_empty_flush_writes_nothing),
+        cmocka_unit_test(test_fragments_of_any_sample_count_keep_the_sample_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
