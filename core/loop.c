@@ -6,6 +6,7 @@
 #include "core/loop.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <pthread.h>
@@ -38,6 +39,13 @@ struct loop {
 
 int loop_global_init(void)
 {
+    /* Media buffers (LL-HLS parts of 100-300 KiB) are allocated and freed
+     * continuously. Above glibc's default mmap threshold each one was a fresh
+     * mmap (page faults on every byte copied in) and a munmap; heap memory
+     * freed at the top was trimmed and faulted back. Keep them on the heaps:
+     * at 300 streams the part copy fell from 35% to 18% of the process. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 128 << 20);
     return evthread_use_pthreads();
 }
 
