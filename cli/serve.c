@@ -19,6 +19,7 @@
 #include "api/metrics.h"
 #include "api/http_server.h"
 #include "api/router.h"
+#include "api/viewer_access.h"
 #include "cli/cli.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -68,6 +69,7 @@ static void register_routes(struct router *r)
 {
     router_add(r, "GET", "/healthz", health_handle);
     router_add(r, "GET", "/metrics", metrics_handle);
+    viewer_register_routes(r);
 }
 
 int cli_serve(struct config *cfg, int argc, char **argv)
@@ -145,6 +147,11 @@ int cli_serve(struct config *cfg, int argc, char **argv)
         default_url("rtmp", cfg->rtmp_listen, suffix, ctx->rtmp_public_url, sizeof ctx->rtmp_public_url);
     }
 
+    if (viewer_start(ctx, conninfo, err, sizeof err) != 0) {
+        log_error("serve: %s", err);
+        goto out;
+    }
+
     router = router_new();
     register_routes(router);
     http = http_server_new(ctx, router, err, sizeof err);
@@ -171,6 +178,7 @@ out:
         http_server_free(http);
     }
     db_pool_free(db);
+    viewer_stop();
     if (sigint)
         event_free(sigint);
     if (sigterm)
