@@ -106,7 +106,7 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
     struct evhttp_request *req = s->r->req;
     bool detached = evhttp_request_get_connection(req) == NULL;
     unlink_stream(s);
-    api_request_done(s->r);
+    api_request_done(s->r, 200);
     if (detached)
         evhttp_request_free(req);
     free(s);
@@ -120,7 +120,7 @@ static void stream_end(struct sse_stream *s)
     if (evcon)
         evhttp_connection_set_closecb(evcon, NULL, NULL);
     unlink_stream(s);
-    api_request_done(s->r);
+    api_request_done(s->r, 200);
     evhttp_send_reply_end(req);
     free(s);
 }
@@ -746,11 +746,16 @@ int events_api_start(struct api_ctx *ctx, char *err, size_t errlen)
     return 0;
 }
 
-void events_api_stop(void)
+void events_api_stop_timer(void)
 {
     if (S.tick)
         event_free(S.tick);
     S.tick = NULL;
+}
+
+void events_api_stop(void)
+{
+    events_api_stop_timer();
     S.started = false;
     /* Streams are released by the HTTP server's close callbacks; anything
      * left (a server freed without closing) is only our memory now. */

@@ -38,6 +38,8 @@ struct router;
 #define EVENTS_HEARTBEAT_MS 15000
 
 int events_api_start(struct api_ctx *ctx, char *err, size_t errlen);
+/* Frees the poll timer (any thread; waits for a running tick). */
+void events_api_stop_timer(void);
 /* After the HTTP server is freed (its connections' close callbacks release
  * the streams) and the db pool is drained. */
 void events_api_stop(void);

@@ -691,15 +691,24 @@ out:
     return rc;
 }
 
+void viewer_stop_timers(void)
+{
+    /* event_free from another thread waits for a running callback (libevent
+     * 2.1 with threading): afterwards none of them can submit a job. */
+    if (A.tick)
+        event_free(A.tick);
+    A.tick = NULL;
+    viewer_tokens_stop_timer();
+    events_api_stop_timer();
+}
+
 void viewer_stop(void)
 {
+    viewer_stop_timers();
     webhooks_stop();
     events_api_stop();
     player_stop();
     access_codes_stop();
-    if (A.tick)
-        event_free(A.tick);
-    A.tick = NULL;
     char *json = NULL;
     pthread_mutex_lock(&A.mu);
     bool was = A.started;

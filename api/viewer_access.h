@@ -119,8 +119,13 @@ bool viewer_sid_valid(const char *s);
  * webhook worker. Call before the http loop runs; conninfo opens one
  * start-up connection (and the webhook worker's own). 0 or -1 with err. */
 int viewer_start(struct api_ctx *ctx, const char *conninfo, char *err, size_t errlen);
-/* After the http loop is stopped, the HTTP server freed and the db pool
- * drained: stops timers and the webhook worker, writes what is pending. */
+/* Before the db pool is freed (any thread; the http loop may still run):
+ * frees the viewer timers, so no viewer db job is submitted afterwards. */
+void viewer_stop_timers(void);
+/* After the http loop is stopped and the HTTP server freed (its close
+ * callbacks release the event streams): stops the webhook worker, writes
+ * what is pending with one short-lived connection, frees everything.
+ * Safe when viewer_start failed or never ran. */
 void viewer_stop(void);
 /* Every viewer-side route: tokens, access codes, join, events, apps/me,
  * player page and static files. */

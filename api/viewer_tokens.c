@@ -479,13 +479,18 @@ fail:
     return -1;
 }
 
-void viewer_tokens_stop(PGconn *c)
+void viewer_tokens_stop_timer(void)
 {
-    if (!T.started)
-        return;
     if (T.tick)
         event_free(T.tick);
     T.tick = NULL;
+}
+
+void viewer_tokens_stop(PGconn *c)
+{
+    viewer_tokens_stop_timer();
+    if (!T.started)
+        return;
     char *json = collect_usage();
     if (json && c) {
         atomic_store(&T.flush_busy, true);

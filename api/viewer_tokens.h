@@ -91,8 +91,10 @@ enum viewer_token_status viewer_token_verify(const uint8_t *key, size_t keylen, 
  * the synchronous connection c; then starts the revocation poll and the usage
  * flush on ctx->http_loop. 0 or -1 with err. */
 int viewer_tokens_start(struct api_ctx *ctx, PGconn *c, char *err, size_t errlen);
-/* Stops the timers (the http loop must be stopped) and writes pending usage
- * with c (may be NULL: then it is dropped). */
+/* Frees the timer (any thread; waits for a running tick). */
+void viewer_tokens_stop_timer(void);
+/* Stops (timer included) and writes pending usage with c (may be NULL: then
+ * it is dropped). */
 void viewer_tokens_stop(PGconn *c);
 
 /* Signs with the node key. -1 before viewer_tokens_start. */
