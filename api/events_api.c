@@ -59,6 +59,7 @@ struct sse_stream {
     int64_t recent[RECENT_MAX];
     int nrecent, recent_head;
     long long last_write_ms;
+    long long kick_at_ms;  /* revoked: end with `kicked` at this time (0 = not revoked) */
 };
 
 struct poll_job {
@@ -268,7 +269,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct sse_stream *s = S.head;
     while (s) {
         struct sse_stream *next = s->next;
-        if (s->has_token && viewer_tokens_is_revoked(s->jti)) {
+        if (s->has_token && !s->kick_at_ms && viewer_tokens_is_revoked(s->jti)) {
+            /* Let the next polls deliver participant_removed first. */
+            s->kick_at_ms = now + 2 * EVENTS_POLL_MS + 200;
+        }
+        if (s->kick_at_ms && now >= s->kick_at_ms) {
             static const char k[] = "event: kicked\ndata: {\"reason\":\"TOKEN_REVOKED\"}\n\n";
             if (stream_write(s, k, sizeof k - 1) == 0)
                 stream_end(s);

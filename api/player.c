@@ -56,10 +56,15 @@ size_t player_html_escape(const char *in, char *out, size_t cap)
         size_t n = rep ? strlen(rep) : 1;
         if (o + n >= cap) {
             /* Do not leave half a UTF-8 sequence behind. */
-            while (o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0x80)
-                o--;
-            if (o > 0 && ((unsigned char)out[o - 1] & 0xC0) == 0xC0)
-                o--;
+            size_t start = o;
+            while (start > 0 && ((unsigned char)out[start - 1] & 0xC0) == 0x80)
+                start--;
+            if (start > 0 && (unsigned char)out[start - 1] >= 0xC0) {
+                unsigned char lead = (unsigned char)out[start - 1];
+                size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+                if (o - (start - 1) < want)
+                    o = start - 1;
+            }
             break;
         }
         if (rep)
