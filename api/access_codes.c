@@ -177,6 +177,13 @@ static void handle_create(void *request, const struct route_params *params)
         vjob_reply(j);
         return;
     }
+    if (a->expires_at && !viso8601_valid(a->expires_at)) {
+        free_user(j);
+        vjob_fail(j, 400, "INVALID_PARAMETER",
+                  "expiresAt must be an ISO-8601 date-time with a zone, e.g. 2025-01-31T12:00:00Z");
+        vjob_reply(j);
+        return;
+    }
     if (a->code && !access_code_valid(a->code)) {
         free_user(j);
         vjob_fail(j, 400, "INVALID_PARAMETER", "code must be 4 to 64 of A-Z a-z 0-9 _ -");

@@ -361,6 +361,34 @@ void vjob_submit(struct vjob *j)
     }
 }
 
+static bool digits(const char *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+bool viso8601_valid(const char *s)
+{
+    /* 2024-12-31T23:59:59 */
+    if (strlen(s) < 20 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
+        !digits(s + 8, 2) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2) || s[13] != ':' ||
+        !digits(s + 14, 2) || s[16] != ':' || !digits(s + 17, 2))
+        return false;
+    const char *p = s + 19;
+    if (*p == '.') {
+        int n = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            n++;
+        if (n < 1 || n > 9)
+            return false;
+    }
+    if ((*p == 'Z' || *p == 'z') && p[1] == 0)
+        return true;
+    return (*p == '+' || *p == '-') && digits(p + 1, 2) && p[3] == ':' && digits(p + 4, 2) && p[6] == 0;
+}
+
 int64_t vparse_id(const char *s)
 {
     if (!s || !*s || strlen(s) > 18)

@@ -126,6 +126,12 @@ void vjob_reply(struct vjob *j);
  * compared in constant time). app id, or 0 when unknown / wrong. */
 int64_t vjob_auth_app(PGconn *c, const char *user, const char *pass);
 
+/* True for an ISO-8601 date-time with an explicit zone, the form SPEC §6
+ * uses: YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM). (PostgreSQL alone
+ * would also take "tomorrow" or "epoch".) Field ranges are checked by the
+ * database cast. */
+bool viso8601_valid(const char *s);
+
 /* Parses a positive decimal id ("12"); 0 when not one. */
 int64_t vparse_id(const char *s);
 

@@ -312,6 +312,34 @@ static void test_access_code_syntax(void **state)
     assert_false(access_code_valid(long65));
 }
 
+static void test_iso8601_dates_need_the_full_form_and_a_zone(void **state)
+{
+    (void)state;
+    const struct {
+        const char *s;
+        bool ok;
+    } cases[] = {
+        {"2025-01-31T12:00:00Z", true},
+        {"2025-01-31T12:00:00.123456Z", true},
+        {"2025-01-31t12:00:00z", true},
+        {"2025-01-31T12:00:00+02:00", true},
+        {"2025-01-31T12:00:00-05:30", true},
+        {"2025-01-31T12:00:00", false},      /* no zone */
+        {"2025-01-31 12:00:00Z", false},
+        {"2025-01-31", false},
+        {"tomorrow", false},
+        {"epoch", false},
+        {"2025-01-31T12:00:00.Z", false},
+        {"2025-01-31T12:00:00.1234567890Z", false},
+        {"2025-01-31T12:00:00+0200", false},
+        {"2025-01-31T12:00:00Zjunk", false},
+        {"", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (viso8601_valid(cases[i].s) != cases[i].ok)
+            fail_msg("case \"%s\"", cases[i].s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_join_rate_limit_is_per_address_and_window),
         cmocka_unit_test(test_rate_table_full_of_fresh_keys_refuses),
         cmocka_unit_test(test_access_code_syntax),
+        cmocka_unit_test(test_iso8601_dates_need_the_full_form_and_a_zone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
