@@ -110,11 +110,13 @@
     post({ state: state, event: ev });
   }
 
+  /* ended: playback may finish, events keep flowing (recording_stopped …);
+   * kicked: everything stops. */
   function stopAll(hard) {
     clearTimeout(retryTimer);
     clearTimeout(stallTimer);
-    if (events) { events.close(); events = null; }
     if (hard) {
+      if (events) { events.close(); events = null; }
       if (hls) { hls.destroy(); hls = null; }
       video.removeAttribute('src');
       try { video.load(); } catch (e) { /* ignore */ }
@@ -144,7 +146,7 @@
   }
 
   function openEvents() {
-    if (!window.EventSource || events || isTerminal(state)) return;
+    if (!window.EventSource || events || state === 'kicked') return;
     events = new EventSource(cfg.eventsUrl + query());
     EVENT_TYPES.forEach(function (t) {
       events.addEventListener(t, function (e) { onEvent(t, e); });
@@ -153,11 +155,13 @@
     events.addEventListener('expired', function () {
       if (events) { events.close(); events = null; }
     });
+    events.onopen = function () { root.setAttribute('data-events', 'open'); };
     events.onerror = function () {
+      root.setAttribute('data-events', 'closed');
       /* EventSource retries by itself unless the server refused (CLOSED). */
       if (events && events.readyState === 2) {
         events = null;
-        if (!isTerminal(state)) setTimeout(openEvents, 10000);
+        if (state !== 'kicked') setTimeout(openEvents, 10000);
       }
     };
   }
