@@ -114,7 +114,6 @@ static void gw_list_add(struct gateway *gw, struct gw_stream *s)
     gw->streams = s;
     gw->nlive++;
     pthread_mutex_unlock(&gw->mu);
-    metrics_set(METRIC_LIVE_STREAMS, gw->nlive);
 }
 
 static void gw_list_remove(struct gateway *gw, struct gw_stream *s)
@@ -128,7 +127,6 @@ static void gw_list_remove(struct gateway *gw, struct gw_stream *s)
         }
     }
     pthread_mutex_unlock(&gw->mu);
-    metrics_set(METRIC_LIVE_STREAMS, gw->nlive);
 }
 
 /* A db job for one stream: the stream is referenced until done runs on its loop. */
@@ -365,18 +363,15 @@ static void publish_done(void *arg)
     case BC_PUBLISH_OK:
         break;
     case BC_PUBLISH_BUSY:
-        metrics_add(METRIC_PUBLISH_DENIED_TOTAL, 1);
         log_info("gateway: publish refused: key busy key=%s… peer=%s", s->key_hint, s->peer);
         rtmp_session_publish_result(s->sess, false, "NetStream.Publish.BadName",
                                     "stream key is already publishing");
         goto out;
     case BC_PUBLISH_UNKNOWN_KEY:
-        metrics_add(METRIC_PUBLISH_DENIED_TOTAL, 1);
         log_info("gateway: publish refused: unknown key key=%s… peer=%s", s->key_hint, s->peer);
         rtmp_session_publish_result(s->sess, false, "NetStream.Publish.BadName", "unknown stream key");
         goto out;
     default:
-        metrics_add(METRIC_PUBLISH_DENIED_TOTAL, 1);
         log_error("gateway: publish refused: database error peer=%s", s->peer);
         rtmp_session_publish_result(s->sess, false, "NetStream.Publish.Failed",
                                     "temporarily unavailable");
@@ -454,7 +449,9 @@ static void on_publish(void *ctx, struct rtmp_session *sess, const struct rtmp_p
     s->loop = rtmp_session_loop(sess);
     atomic_init(&s->refs, 1); /* the session's reference, dropped in on_close */
     s->state = GW_AUTHORIZING;
-    s->expect_audio = s->expect_video = true;
+    /* Unknown until onMetaData says: an expected-but-absent track would hold
+     * the first init back (the segmenter waits for it). */
+    s->expect_audio = s->expect_video = false;
     snprintf(s->peer, sizeof s->peer, "%s", rtmp_session_peer(sess));
     snprintf(s->key_hint, sizeof s->key_hint, "%.4s", info->stream_key);
     rtmp_session_set_userdata(sess, s);
@@ -512,7 +509,6 @@ static void on_frame(void *ctx, struct rtmp_session *sess, const struct media_fr
     struct gw_stream *s = rtmp_session_userdata(sess);
     if (!s || s->state != GW_PUBLISHING)
         return;
-    metrics_add(METRIC_INGEST_BYTES_TOTAL, (long long)f->len);
     if (cmaf_segmenter_frame(s->seg, f) < 0) {
         log_error("gateway: packager failed key_id=%lld, closing publisher", (long long)s->key_id);
         rtmp_session_close(sess, "packager error");

@@ -615,6 +615,10 @@ static void handle_data(struct rtmp_session *s, const uint8_t *p, size_t len)
     if (!amf0_get_number(obj, "framerate", &m[2]))
         amf0_get_number(obj, "fps", &m[2]);
     amf0_get_number(obj, "videodatarate", &m[3]);
+    /* encoders repeat onMetaData (GStreamer's flvmux every second): hand it
+     * up only when a value changed */
+    if (s->have_meta && memcmp(s->meta, m, sizeof m) == 0)
+        return;
     memcpy(s->meta, m, sizeof m);
     s->have_meta = true;
     log_info("rtmp: metadata id=%llu width=%.0f height=%.0f fps=%.2f kbps=%.0f",

@@ -132,9 +132,11 @@ const char *rtmp_server_address(const struct rtmp_server *srv);
 /* Open connections (any thread). */
 int rtmp_server_connection_count(const struct rtmp_server *srv);
 /* Stops listening and closes every session (on_close with reason "shutdown"
- * for published ones). Call with all loops running, or after all were
- * stopped with loop_stop(); from any thread (it waits for each loop to do
- * its part). */
+ * for published ones) before it returns. Call with all loops running, or
+ * after all were stopped with loop_stop(); from any thread (it waits for
+ * each loop to do its part). With stopped loops, libevent closes the
+ * sockets when the loops are freed (loop_free). Do not call rtmp_server_*
+ * or rtmp_session_* afterwards. */
 void rtmp_server_free(struct rtmp_server *srv);
 
 #endif

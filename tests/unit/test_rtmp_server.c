@@ -232,12 +232,13 @@ static int teardown(void **state)
     (void)state;
     rtmp_server_free(F.srv);
     F.srv = NULL;
-    loop_stop(F.accept);
-    loop_stop(F.media[0]);
-    loop_stop(F.media[1]);
-    loop_free(F.accept);
-    loop_free(F.media[0]);
-    loop_free(F.media[1]);
+    struct loop *ls[3] = {F.accept, F.media[0], F.media[1]};
+    for (int i = 0; i < 3; i++) {
+        if (ls[i] != NULL) {
+            loop_stop(ls[i]);
+            loop_free(ls[i]);
+        }
+    }
     return 0;
 }
 
@@ -250,12 +251,22 @@ static bool have_tool(const char *name)
     return system(cmd) == 0;
 }
 
-static pid_t spawn(char *const argv[], const char *log_path)
+/* Per-process log file for a child's output (dumped on failure). */
+static const char *log_path(const char *what)
+{
+    static char buf[4][128];
+    static int i;
+    char *b = buf[i++ % 4];
+    snprintf(b, sizeof buf[0], "/tmp/castgate_test_%s.%d.log", what, (int)getpid());
+    return b;
+}
+
+static pid_t spawn(char *const argv[], const char *log_file)
 {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 1, log_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     pid_t pid = -1;
     int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
@@ -544,11 +555,12 @@ static void test_ffmpeg_publish_delivers_configs_frames_and_metadata(void **stat
                     "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
                     "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p",
                     "-c:a", "aac", "-t", "3", "-f", "flv", url, NULL};
-    pid_t pid = spawn(argv, "/tmp/castgate_test_ffmpeg.log");
+    pid_t pid = spawn(argv, log_path("ffmpeg"));
     int st = wait_pid(pid, 30000, NULL);
     if (st != 0)
-        dump_log("/tmp/castgate_test_ffmpeg.log");
+        dump_log(log_path("ffmpeg"));
     assert_int_equal(st, 0);
+    unlink(log_path("ffmpeg"));
     assert_true(WAIT_FOR(R.closes == 1, 5000));
     assert_string_equal(R.key, "ffkey");
     assert_string_equal(R.app, "live");
@@ -578,11 +590,12 @@ static void gst_publish(const char *sink_fmt)
              "audiotestsrc num-buffers=60 is-live=true ! audioconvert ! voaacenc ! aacparse ! m.",
              sink);
     char *argv[] = {"sh", "-c", cmd, NULL};
-    pid_t pid = spawn(argv, "/tmp/castgate_test_gst.log");
+    pid_t pid = spawn(argv, log_path("gst"));
     int st = wait_pid(pid, 30000, NULL);
     if (st != 0)
-        dump_log("/tmp/castgate_test_gst.log");
+        dump_log(log_path("gst"));
     assert_int_equal(st, 0);
+    unlink(log_path("gst"));
     assert_true(WAIT_FOR(R.closes == 1, 5000));
     assert_string_equal(R.key, "gstkey");
     assert_media_ok(55, 50);
@@ -615,8 +628,9 @@ static void test_ffmpeg_publish_denied_exits_quickly(void **state)
                     "-f", "lavfi", "-i", "testsrc=size=160x120:rate=15",
                     "-c:v", "libx264", "-preset", "ultrafast", "-t", "10", "-f", "flv", url, NULL};
     long long ms = 0;
-    pid_t pid = spawn(argv, "/tmp/castgate_test_ffdeny.log");
+    pid_t pid = spawn(argv, log_path("ffdeny"));
     int st = wait_pid(pid, 15000, &ms);
+    unlink(log_path("ffdeny"));
     print_message("  ffmpeg exit=%d after %lld ms\n", st, ms);
     assert_true(st > 0);
     assert_true(ms < 5000);
@@ -825,6 +839,129 @@ static void test_delete_stream_ends_publish_but_lets_client_close(void **state)
     /* the server does not hang up first; the idle timer ends a lingering client */
     assert_int_equal(wait_eof(cl->fd, 2000), 1);
     assert_int_equal(R.closes, 1); /* on_close was not called a second time */
+    cli_close(cl);
+}
+
+static void test_acknowledgement_sent_per_client_window(void **state)
+{
+    (void)state;
+    struct rtmp_server_config c;
+    test_config(&c);
+    start_server(&c);
+    struct cli *cl = cli_open(F.port);
+    cli_publish(cl, "live", "ackkey");
+    assert_true(cli_expect(cl, "onStatus", 3000));
+    uint8_t win[4];
+    wr_be32(win, 5000);
+    cli_send(cl, 2, RTMP_MSG_WINDOW_ACK_SIZE, 0, 0, win, 4);
+    uint8_t junk[3000];
+    memset(junk, 0, sizeof junk);
+    junk[0] = 0xAF; /* AAC raw frames without a config: dropped by the parser */
+    junk[1] = 0x01;
+    for (int i = 0; i < 3; i++)
+        cli_send(cl, 4, RTMP_MSG_AUDIO, 1, (uint32_t)i, junk, sizeof junk);
+    bool ack = false;
+    uint32_t seq = 0;
+    while (!ack && cli_read(cl, 3000)) {
+        ack = cl->m.type == RTMP_MSG_ACK && cl->m.len == 4;
+        if (ack)
+            seq = rd_be32(cl->m.payload);
+    }
+    assert_true(ack);
+    assert_true(seq >= 5000);
+    cli_close(cl);
+}
+
+static void test_aggregate_message_is_split_into_tags(void **state)
+{
+    (void)state;
+    struct rtmp_server_config c;
+    test_config(&c);
+    start_server(&c);
+    struct cli *cl = cli_open(F.port);
+    cli_publish(cl, "live", "aggkey");
+    assert_true(cli_expect(cl, "onStatus", 3000));
+    /* two FLV tags (sequence header at 1000, keyframe at 1033) inside one
+     * aggregate message stamped 5000: the keyframe lands at 5033 */
+    uint8_t agg[256];
+    size_t n = 0;
+    const uint8_t *bodies[2] = {avc_seq, avc_key};
+    size_t lens[2] = {sizeof avc_seq, sizeof avc_key};
+    uint32_t tss[2] = {1000, 1033};
+    for (int i = 0; i < 2; i++) {
+        agg[n] = RTMP_MSG_VIDEO;
+        wr_be24(agg + n + 1, (uint32_t)lens[i]);
+        wr_be24(agg + n + 4, tss[i] & 0xFFFFFF);
+        agg[n + 7] = (uint8_t)(tss[i] >> 24);
+        wr_be24(agg + n + 8, 0);
+        memcpy(agg + n + 11, bodies[i], lens[i]);
+        wr_be32(agg + n + 11 + lens[i], (uint32_t)(11 + lens[i]));
+        n += 11 + lens[i] + 4;
+    }
+    cli_send(cl, 6, RTMP_MSG_AGGREGATE, 1, 5000, agg, n);
+    assert_true(WAIT_FOR(R.vframes == 1, 3000));
+    assert_int_equal(R.vconf, 1);
+    assert_int_equal(R.last_vdts, 5033);
+    cli_close(cl);
+}
+
+static void test_free_after_loops_stopped_still_reports_close(void **state)
+{
+    (void)state;
+    struct rtmp_server_config c;
+    test_config(&c);
+    start_server(&c);
+    struct cli *cl = cli_open(F.port);
+    cli_publish(cl, "live", "stopkey");
+    assert_true(cli_expect(cl, "onStatus", 3000));
+    loop_stop(F.accept);
+    loop_stop(F.media[0]);
+    loop_stop(F.media[1]);
+    rtmp_server_free(F.srv);
+    F.srv = NULL;
+    assert_int_equal(R.closes, 1);
+    assert_string_equal(R.close_reason, "shutdown");
+    /* libevent closes a freed bufferevent's socket from the loop's
+     * finalizers: with the loop stopped, that is when the loop is freed */
+    for (int i = 0; i < 2; i++) {
+        loop_free(F.media[i]);
+        F.media[i] = NULL;
+    }
+    loop_free(F.accept);
+    F.accept = NULL;
+    assert_int_equal(wait_eof(cl->fd, 2000), 1);
+    cli_close(cl);
+}
+
+static void test_total_connection_limit(void **state)
+{
+    (void)state;
+    struct rtmp_server_config c;
+    test_config(&c);
+    c.max_connections = 1;
+    start_server(&c);
+    struct cli *a = cli_open(F.port);
+    int fd = tcp_connect(F.port, 0);
+    assert_int_equal(wait_eof(fd, 2000), 1);
+    close(fd);
+    assert_int_equal(rtmp_server_connection_count(F.srv), 1);
+    cli_close(a);
+}
+
+static void test_connection_that_never_publishes_is_closed_when_idle(void **state)
+{
+    (void)state;
+    struct rtmp_server_config c;
+    test_config(&c);
+    c.idle_timeout_ms = 300;
+    start_server(&c);
+    struct cli *cl = cli_open(F.port);
+    cli_connect_cmd(cl, "live", "rtmp://127.0.0.1/live");
+    assert_true(cli_expect(cl, "_result", 3000));
+    long long t0 = loop_now_ms();
+    assert_int_equal(wait_eof(cl->fd, 3000), 1);
+    assert_true(loop_now_ms() - t0 >= 150);
+    assert_int_equal(R.publishes, 0);
     cli_close(cl);
 }
 
@@ -1095,6 +1232,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_key_in_app_path_with_empty_publish_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_key_is_refused_without_asking_upper_layer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_stream_ends_publish_but_lets_client_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_acknowledgement_sent_per_client_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_message_is_split_into_tags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_after_loops_stopped_still_reports_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_total_connection_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_that_never_publishes_is_closed_when_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_instead_of_handshake_is_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_handshake_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_chunk_size_closes_connection, setup, teardown),
