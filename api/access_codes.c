@@ -129,7 +129,7 @@ static void create_work(PGconn *c, struct vjob *j)
             continue;
         }
         if (sqlstate[0] == '2' && sqlstate[1] == '2') { /* data exception: bad timestamp */
-            vjob_fail(j, 400, "INVALID_PARAMETER", "expiresAt must be an ISO-8601 date-time");
+            vjob_fail_field(j, 400, "INVALID_PARAMETER", "expiresAt", "expiresAt must be an ISO-8601 date-time");
             return;
         }
         vjob_fail(j, 503, "UNAVAILABLE", "database error");
@@ -179,21 +179,21 @@ static void handle_create(void *request, const struct route_params *params)
     }
     if (a->expires_at && !viso8601_valid(a->expires_at)) {
         free_user(j);
-        vjob_fail(j, 400, "INVALID_PARAMETER",
+        vjob_fail_field(j, 400, "INVALID_PARAMETER", "expiresAt",
                   "expiresAt must be an ISO-8601 date-time with a zone, e.g. 2025-01-31T12:00:00Z");
         vjob_reply(j);
         return;
     }
     if (a->code && !access_code_valid(a->code)) {
         free_user(j);
-        vjob_fail(j, 400, "INVALID_PARAMETER", "code must be 4 to 64 of A-Z a-z 0-9 _ -");
+        vjob_fail_field(j, 400, "INVALID_PARAMETER", "code", "code must be 4 to 64 of A-Z a-z 0-9 _ -");
         vjob_reply(j);
         return;
     }
     a->role = role ? viewer_role_parse(role) : VIEWER_ROLE_STUDENT;
     if (a->role == VIEWER_ROLE_NONE) {
         free_user(j);
-        vjob_fail(j, 400, "INVALID_PARAMETER",
+        vjob_fail_field(j, 400, "INVALID_PARAMETER", "role",
                   "role must be one of STUDENT, MODERATOR, TEACHER, ADMIN");
         vjob_reply(j);
         return;
@@ -403,7 +403,7 @@ static void handle_join(void *request, const struct route_params *params)
     }
     if (!a->code || !*a->code) {
         free_user(j);
-        vjob_fail(j, 400, "INVALID_PARAMETER", "code is required");
+        vjob_fail_field(j, 400, "INVALID_PARAMETER", "code", "code is required");
         vjob_reply(j);
         return;
     }

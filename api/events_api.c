@@ -501,7 +501,7 @@ static bool parse_list(struct vjob *j, struct list_args *a)
         char *end;
         long long v = strtoll(from, &end, 10);
         if (!*from || *end || v < 0) {
-            vjob_fail(j, 400, "INVALID_PARAMETER", "afterId must be a non-negative integer");
+            vjob_fail_field(j, 400, "INVALID_PARAMETER", "afterId", "afterId must be a non-negative integer");
             return false;
         }
         a->after_id = v;
@@ -512,7 +512,7 @@ static bool parse_list(struct vjob *j, struct list_args *a)
             if (strcmp(event_types[i], type) == 0)
                 a->type = event_types[i];
         if (!a->type) {
-            vjob_fail(j, 400, "INVALID_PARAMETER", "type: unknown event type \"%.64s\"", type);
+            vjob_fail_field(j, 400, "INVALID_PARAMETER", "type", "type: unknown event type \"%.64s\"", type);
             return false;
         }
     }
@@ -706,7 +706,7 @@ static void handle_app_patch(void *request, const struct route_params *params)
             if (!json_is_string(url) || json_string_length(url) > 2000 ||
                 webhooks_parse_url(json_string_value(url), &u) != 0) {
                 free_user(j);
-                vjob_fail(j, 400, "INVALID_PARAMETER",
+                vjob_fail_field(j, 400, "INVALID_PARAMETER", "webhookUrl",
                           "webhookUrl must be null or http://host[:port]/path (https receivers need a"
                           " forwarding proxy)");
                 vjob_reply(j);
@@ -722,7 +722,7 @@ static void handle_app_patch(void *request, const struct route_params *params)
     }
     if (a->secret && strlen(a->secret) < 16) {
         free_user(j);
-        vjob_fail(j, 400, "INVALID_PARAMETER", "webhookSecret must be at least 16 characters");
+        vjob_fail_field(j, 400, "INVALID_PARAMETER", "webhookSecret", "webhookSecret must be at least 16 characters");
         vjob_reply(j);
         return;
     }

@@ -226,9 +226,24 @@ static void vjob_free(struct vjob *j)
     free(j);
 }
 
+void vjob_fail_field(struct vjob *j, int status, const char *code, const char *field, const char *fmt,
+                     ...)
+{
+    j->status = status;
+    snprintf(j->code, sizeof j->code, "%s", code);
+    snprintf(j->field, sizeof j->field, "%s", field ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->msg, sizeof j->msg, fmt, ap);
+    va_end(ap);
+    json_decref(j->out);
+    j->out = NULL;
+}
+
 void vjob_fail(struct vjob *j, int status, const char *code, const char *fmt, ...)
 {
     j->status = status;
+    j->field[0] = 0;
     snprintf(j->code, sizeof j->code, "%s", code);
     va_list ap;
     va_start(ap, fmt);
@@ -247,7 +262,10 @@ void vjob_reply(struct vjob *j)
     int status = j->status ? j->status : 500;
     if (status == 401 && !j->by_token && j->auth == VJOB_AUTH_APP)
         evhttp_add_header(h, "WWW-Authenticate", "Basic realm=\"castgate\"");
-    if (status >= 400 && !j->out) {
+    if (status >= 400 && !j->out && j->field[0]) {
+        api_reply_json(r, status, json_pack("{s:s, s:s, s:s}", "errorCode", j->code, "message", j->msg,
+                                            "field", j->field));
+    } else if (status >= 400 && !j->out) {
         api_reply_error(r, status, j->code[0] ? j->code : "INTERNAL_ERROR", "%s",
                         j->msg[0] ? j->msg : "internal error");
     } else if (status == 204 || !j->out) {
@@ -411,15 +429,15 @@ int vjson_opt_string(struct vjob *j, const char *name, size_t maxlen, const char
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_string(v)) {
-        vjob_fail(j, 400, "INVALID_PARAMETER", "%s must be a string", name);
+        vjob_fail_field(j, 400, "INVALID_PARAMETER", name, "%s must be a string", name);
         return -1;
     }
     if (json_string_length(v) > maxlen) {
-        vjob_fail(j, 400, "INVALID_PARAMETER", "%s is longer than %zu bytes", name, maxlen);
+        vjob_fail_field(j, 400, "INVALID_PARAMETER", name, "%s is longer than %zu bytes", name, maxlen);
         return -1;
     }
     if (strlen(json_string_value(v)) != json_string_length(v)) {
-        vjob_fail(j, 400, "INVALID_PARAMETER", "%s must not contain NUL", name);
+        vjob_fail_field(j, 400, "INVALID_PARAMETER", name, "%s must not contain NUL", name);
         return -1;
     }
     *out = json_string_value(v);
@@ -434,12 +452,13 @@ int vjson_opt_int(struct vjob *j, const char *name, long long min, long long max
     if (!v || json_is_null(v))
         return 0;
     if (!json_is_integer(v)) {
-        vjob_fail(j, 400, "INVALID_PARAMETER", "%s must be an integer", name);
+        vjob_fail_field(j, 400, "INVALID_PARAMETER", name, "%s must be an integer", name);
         return -1;
     }
     long long x = json_integer_value(v);
     if (x < min || x > max) {
-        vjob_fail(j, 400, "INVALID_PARAMETER", "%s must be between %lld and %lld", name, min, max);
+        vjob_fail_field(j, 400, "INVALID_PARAMETER", name, "%s must be between %lld and %lld", name, min,
+                        max);
         return -1;
     }
     *out = x;
@@ -456,8 +475,8 @@ static int query_int(struct vjob *j, const char *name, long long min, long long 
     char *end;
     long long v = strtoll(s, &end, 10);
     if (!*s || *end || v < min || v > max) {
-        vjob_fail(j, 400, "INVALID_PARAMETER", "%s must be an integer between %lld and %lld",
-                  name, min, max);
+        vjob_fail_field(j, 400, "INVALID_PARAMETER", name, "%s must be an integer between %lld and %lld",
+                        name, min, max);
         return -1;
     }
     *out = v;
@@ -468,7 +487,7 @@ int vpage_parse(struct vjob *j, const char *const *sorts, struct vpage *p)
 {
     memset(p, 0, sizeof *p);
     if (query_int(j, "page", 0, 1000000, 0, &p->page) != 0 ||
-        query_int(j, "pageSize", 1, 100, 20, &p->size) != 0)
+        query_int(j, "pageSize", 1, 100, 10, &p->size) != 0)
         return -1;
     const char *s = api_query(j->r, "sortBy");
     if (s) {
@@ -477,7 +496,7 @@ int vpage_parse(struct vjob *j, const char *const *sorts, struct vpage *p)
             if (strcmp(sorts[i], s) == 0)
                 break;
         if (!sorts[i]) {
-            vjob_fail(j, 400, "INVALID_PARAMETER", "sortBy: unknown value \"%.64s\"", s);
+            vjob_fail_field(j, 400, "INVALID_PARAMETER", "sortBy", "sortBy: unknown value \"%.64s\"", s);
             return -1;
         }
         p->sort = i;

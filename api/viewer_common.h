@@ -105,6 +105,7 @@ struct vjob {
     int status;                       /* HTTP status; 0 = 500 */
     json_t *out;                      /* reply body (owned) */
     char code[64];                    /* errorCode when out == NULL and status >= 400 */
+    char field[64];                   /* the offending parameter ("" = none) */
     char msg[256];
     char retry_after[16];             /* Retry-After header when non-empty */
 };
@@ -118,6 +119,9 @@ void vjob_submit(struct vjob *j);
 /* Sets an error result (work functions and handlers). */
 void vjob_fail(struct vjob *j, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The same naming the offending field: {"errorCode", "message", "field"}. */
+void vjob_fail_field(struct vjob *j, int status, const char *code, const char *field, const char *fmt,
+                     ...) __attribute__((format(printf, 5, 6)));
 /* Replies with the job's result now and frees it (handlers that answer
  * without the database, e.g. a validation error before vjob_submit). */
 void vjob_reply(struct vjob *j);
@@ -144,7 +148,7 @@ int vjson_opt_string(struct vjob *j, const char *name, size_t maxlen, const char
 int vjson_opt_int(struct vjob *j, const char *name, long long min, long long max, long long def,
                   long long *out);
 
-/* SPEC §6 paging: page (zero-based), pageSize (1..100, default 20), sortBy
+/* SPEC §6 paging: page (zero-based), pageSize (1..100, default 10), sortBy
  * among `sorts` (NULL-terminated; the first is the default). 0, or -1 after
  * vjob_fail 400 INVALID_PARAMETER naming the field. */
 struct vpage {

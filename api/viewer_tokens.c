@@ -741,7 +741,7 @@ static void handle_create(void *request, const struct route_params *params)
     a->role = viewer_role_parse(role);
     if (a->role == VIEWER_ROLE_NONE) {
         free_user(j);
-        vjob_fail(j, 400, "INVALID_PARAMETER",
+        vjob_fail_field(j, 400, "INVALID_PARAMETER", "role",
                   "role must be one of STUDENT, MODERATOR, TEACHER, ADMIN");
         vjob_reply(j);
         return;

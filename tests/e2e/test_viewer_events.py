@@ -16,14 +16,15 @@ def test_event_list_is_paged_filtered_and_ordered(castgate):
     ids = [add_event(castgate, rid, "quality_changed" if i % 2 else "recording_started", {"n": i})
            for i in range(25)]
     add_event(castgate, other, "recording_started")
-    page = castgate.api("GET", events_path(rid)).json()
+    assert castgate.api("GET", events_path(rid)).json()["size"] == 10  # the default page size
+    page = castgate.api("GET", events_path(rid) + "?pageSize=20").json()
     assert page["totalElements"] == 25 and page["size"] == 20 and page["numberOfElements"] == 20
     assert [e["id"] for e in page["content"]] == ids[:20]  # oldest first
     e = page["content"][0]
     assert set(e) == {"id", "type", "roomId", "streamKeyId", "fromState", "toState", "actor", "data", "createdAt"}
     assert e["roomId"] == rid and e["type"] == "recording_started" and e["data"] == {"n": 0}
     assert e["createdAt"].endswith("Z") and len(e["createdAt"]) == 27
-    page2 = castgate.api("GET", events_path(rid) + "?page=1").json()
+    page2 = castgate.api("GET", events_path(rid) + "?page=1&pageSize=20").json()
     assert [e["id"] for e in page2["content"]] == ids[20:] and page2["last"] is True
     after = castgate.api("GET", events_path(rid) + f"?afterId={ids[22]}").json()
     assert [e["id"] for e in after["content"]] == ids[23:]
@@ -34,6 +35,7 @@ def test_event_list_is_paged_filtered_and_ordered(castgate):
     for bad in ("type=nope", "afterId=-1", "afterId=x", "sortBy=ID", "pageSize=500"):
         r = castgate.api("GET", events_path(rid) + "?" + bad)
         assert r.status == 400 and r.json()["errorCode"] == "INVALID_PARAMETER", bad
+        assert r.json()["field"] == bad.split("=")[0], r.body
     assert http("GET", castgate.http_base + events_path(rid)).status == 401
 
 

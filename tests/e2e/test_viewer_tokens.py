@@ -72,6 +72,7 @@ def test_token_create_validates_role_and_fields(castgate):
         r = castgate.api("POST", f"/v2/apps/me/video-rooms/{rid}/tokens", body)
         assert r.status == 400, (body, r.body)
         assert r.json()["errorCode"] == "INVALID_PARAMETER" and field in r.json()["message"], r.body
+        assert r.json()["field"] == field, r.body
     r = castgate.api("POST", f"/v2/apps/me/video-rooms/{rid}/tokens", "not json")
     assert r.status == 400
     # unknown fields are ignored
