@@ -415,17 +415,17 @@ static int load_key(const struct config *cfg, PGconn *c, char *err, size_t errle
     }
     const char *params[1] = {fresh};
     PGresult *ins = db_exec(c, "token secret",
-                            "INSERT INTO server_secrets (name, value) VALUES ('viewer_token', $1)"
+                            "INSERT INTO cluster_secrets (name, value) VALUES ('viewer_token', $1)"
                             " ON CONFLICT (name) DO NOTHING",
                             1, params, NULL);
     OPENSSL_cleanse(fresh, sizeof fresh);
     PQclear(ins);
     PGresult *res = db_exec(c, "token secret",
-                            "SELECT value FROM server_secrets WHERE name = 'viewer_token'", 0, NULL,
+                            "SELECT value FROM cluster_secrets WHERE name = 'viewer_token'", 0, NULL,
                             NULL);
     const char *v = res && PQntuples(res) == 1 ? db_get_str(res, 0, 0) : NULL;
     if (!v || strlen(v) < 16) {
-        snprintf(err, errlen, "tokens: cannot read server_secrets 'viewer_token'");
+        snprintf(err, errlen, "tokens: cannot read cluster_secrets 'viewer_token'");
         PQclear(res);
         return -1;
     }

@@ -87,7 +87,7 @@ enum viewer_token_status viewer_token_verify(const uint8_t *key, size_t keylen, 
 /* ---- the node's token service (thread-safe) ----------------------------- */
 
 /* Loads the signing key (config token_secret, else the shared
- * server_secrets row 'viewer_token', created once) and the revoked set, using
+ * cluster_secrets row 'viewer_token', created once) and the revoked set, using
  * the synchronous connection c; then starts the revocation poll and the usage
  * flush on ctx->http_loop. 0 or -1 with err. */
 int viewer_tokens_start(struct api_ctx *ctx, PGconn *c, char *err, size_t errlen);

@@ -1,12 +1,14 @@
 -- 0004_viewer.sql — viewer access, tokens and webhooks (SPEC API-8, API-9, API-10, PKG-6).
 
--- Node-shared secrets, one row per purpose, created once by the first node
--- that needs it (INSERT ... ON CONFLICT DO NOTHING, then SELECT). Rows:
+-- Secrets every node on this database shares, one row per purpose, created
+-- by the first node that needs it (INSERT ... ON CONFLICT DO NOTHING, then
+-- SELECT). The same definition as in 0003_recordings.sql (row
+-- 'download_url'), so whichever runs first creates it. Row here:
 --   'viewer_token'  HMAC key of viewer tokens when config token_secret is empty.
--- Other modules add their own names (e.g. signed download URLs).
-CREATE TABLE IF NOT EXISTS server_secrets (
-    name  text PRIMARY KEY,
-    value text NOT NULL
+CREATE TABLE IF NOT EXISTS cluster_secrets (
+    name       text PRIMARY KEY,
+    value      text NOT NULL CHECK (length(value) >= 32),
+    created_at timestamptz NOT NULL DEFAULT now()
 );
 
 -- Which access code a token was issued for (POST /v2/rooms/{id}/join); NULL
