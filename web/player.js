@@ -17,7 +17,10 @@
  * class_ended / video_room_state→ENDED event, or 410 (swept). kicked = our
  * token was revoked: a 401/403 after we were connected, a 403
  * TOKEN_REVOKED, the stream's `kicked` event, or participant_removed naming
- * our token. A room with no broadcast yet stays `connecting` and retries. */
+ * our token. A room with no broadcast yet stays `connecting` and retries.
+ * ended and kicked are final; after ended the events keep flowing to the
+ * parent (recording_stopped …), after kicked everything stops. The events
+ * stream's readiness shows as data-events="open" on #player (tests use it). */
 (function () {
   'use strict';
 
