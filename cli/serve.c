@@ -182,7 +182,7 @@ int cli_serve(struct config *cfg, int argc, char **argv)
     if (nmedia > 256)
         nmedia = 256;
     for (int i = 0; i < nmedia; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "media-%d", i);
         media_loops[i] = loop_new(name, 65536);
         if (!media_loops[i])
