@@ -379,6 +379,9 @@ static void do_append(struct file_writer *w, struct fw_file *f, const void *data
             return;
         }
         f->fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (f->fd < 0 && errno == ENOENT && file_store_mkdir_parent(f->path) == 0)
+            /* a sweeper removed the empty folder in between: once more */
+            f->fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (f->fd < 0) {
             int e = errno;
             snprintf(msg, sizeof msg, "open %s: %s", f->path, strerror(e));

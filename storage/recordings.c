@@ -263,7 +263,8 @@ int recordings_list_for_room(PGconn *c, int64_t app_id, int64_t room_id, int def
         "       COALESCE(v.recording_error, ''), v.ended_at IS NOT NULL,"
         "       COALESCE(floor(extract(epoch FROM v.ended_at + make_interval(secs =>"
         "                COALESCE(a.recording_ttl_sec, $3::int))))::bigint, 0),"
-        "       floor(extract(epoch FROM now()))::bigint"
+        "       floor(extract(epoch FROM now()))::bigint,"
+        "       COALESCE(" ISO("v.ended_at + make_interval(secs => COALESCE(a.recording_ttl_sec, $3::int))") ", '')"
         "  FROM video_rooms v JOIN apps a ON a.id = v.app_id"
         " WHERE v.id = $1 AND v.app_id = $2 AND v.state = 'ACTIVE'",
         3, p, NULL);
@@ -283,6 +284,7 @@ int recordings_list_for_room(PGconn *c, int64_t app_id, int64_t room_id, int def
     room->ended = strcmp(db_get_str(res, 0, 6), "t") == 0;
     room->expires_at = db_get_i64(res, 0, 7);
     room->now = db_get_i64(res, 0, 8);
+    copy_str(room->expires_at_iso, sizeof room->expires_at_iso, db_get_str(res, 0, 9));
     PQclear(res);
 
     const char *q[2] = {sroom, sttl};

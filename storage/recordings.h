@@ -91,6 +91,7 @@ struct recordings_room {
     char recording_error[256];
     bool ended;
     int64_t expires_at;      /* unix seconds, when ended */
+    char expires_at_iso[RECORDINGS_TIME_MAX]; /* "" until ended */
     int64_t now;             /* database clock, unix seconds */
 };
 
