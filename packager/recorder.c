@@ -164,7 +164,7 @@ static void on_file_error(void *ctx, int err, const char *msg)
 {
     struct recorder *r = ctx;
     (void)err;
-    if (r->state == REC_OPEN || r->state == REC_WAIT) {
+    if (r->state == REC_OPEN) {
         teardown_muxer(r);
         r->state = REC_FAILED;
     }

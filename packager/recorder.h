@@ -68,6 +68,8 @@ struct recorder_config {
     int wait_other_track_ms;    /* 0 = 2000 */
     size_t pending_max_bytes;   /* 0 = 16 MiB */
     size_t fragment_max_bytes;  /* in-memory fragment ceiling; 0 = 64 MiB */
+    /* Passed to the callbacks; must outlive the last on_file_closed, which
+     * may come after recorder_free(). */
     void *ctx;
     /* The current file failed; reason is one line ("write …: No space left
      * on device"). Called once per file, from the loop, never from inside a

@@ -33,6 +33,7 @@
 #include "core/bytes.h"
 #include "core/loop.h"
 #include "core/media.h"
+#include "api/recordings.h"
 #include "packager/recorder.h"
 #include "storage/file_store.h"
 #include "storage/finalizer.h"
@@ -745,6 +746,105 @@ static void test_recorder_cpu_per_stream_is_small(void **state)
     clip_free(&clip);
 }
 
+
+/* --- pure helpers of the recordings path ---------------------------------- */
+
+static void test_download_range_header_is_parsed_per_rfc9110(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *h;
+        int64_t size;
+        int rc;
+        int64_t first, last;
+    } cases[] = {
+        {NULL, 100, 0, 0, 0},
+        {"bytes=0-9", 100, 1, 0, 9},
+        {"bytes=10-", 100, 1, 10, 99},
+        {"bytes=-10", 100, 1, 90, 99},
+        {"bytes=-1000", 100, 1, 0, 99},
+        {"bytes=50-5000", 100, 1, 50, 99},
+        {"bytes=99-99", 100, 1, 99, 99},
+        {"BYTES=1-2", 100, 1, 1, 2},
+        {"bytes=100-", 100, -1, 0, 0},   /* starts past the end: 416 */
+        {"bytes=-0", 100, -1, 0, 0},
+        {"bytes=0-", 0, -1, 0, 0},
+        {"bytes=5-1", 100, 0, 0, 0},     /* invalid: ignored, whole file */
+        {"bytes=0-1,4-5", 100, 0, 0, 0}, /* several: whole file */
+        {"bytes=", 100, 0, 0, 0},
+        {"bytes=-", 100, 0, 0, 0},
+        {"bytes=a-b", 100, 0, 0, 0},
+        {"items=0-1", 100, 0, 0, 0},
+        {"bytes=99999999999999999999-", 100, 0, 0, 0},
+        {"bytes=1-2x", 100, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t first = -7, last = -7;
+        int rc = recordings_parse_range(cases[i].h, cases[i].size, &first, &last);
+        if (rc != cases[i].rc)
+            fail_msg("Range \"%s\": rc %d, want %d", cases[i].h ? cases[i].h : "(none)", rc, cases[i].rc);
+        if (rc == 1 && (first != cases[i].first || last != cases[i].last))
+            fail_msg("Range \"%s\": %lld-%lld", cases[i].h, (long long)first, (long long)last);
+    }
+}
+
+static void test_download_url_signature_is_hmac_sha256_of_path_and_expiry(void **state)
+{
+    (void)state;
+    char out[512];
+    /* echo -n $'/downloads/recordings/42/room7-x-42.mp4\n1700000000' |
+     *   openssl dgst -sha256 -hmac secret-key */
+    assert_int_equal(recordings_sign_path("secret-key", 42, "room7-x-42.mp4", 1700000000, out, sizeof out), 0);
+    char want[512];
+    FILE *p = popen("printf '/downloads/recordings/42/room7-x-42.mp4\\n1700000000' | "
+                    "openssl dgst -sha256 -hmac secret-key | sed 's/.*= //'", "r");
+    assert_non_null(p);
+    char hexsig[128] = "";
+    assert_non_null(fgets(hexsig, sizeof hexsig, p));
+    pclose(p);
+    hexsig[strcspn(hexsig, "\n")] = 0;
+    fmtbuf(want, sizeof want, "/downloads/recordings/42/room7-x-42.mp4?expires=1700000000&sig=%s", hexsig);
+    assert_string_equal(out, want);
+    assert_int_equal(recordings_sign_path("k", 1, "a.mp4", 1, out, 20), -1); /* too small */
+}
+
+static void test_file_store_join_keeps_paths_inside_data_dir(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *rel;
+        const char *want; /* NULL = refused */
+    } cases[] = {
+        {"recordings/1/2/3.mp4", "/d/recordings/1/2/3.mp4"},
+        {"hls/rooms/7", "/d/hls/rooms/7"},
+        {"../etc/passwd", NULL},
+        {"recordings/../../x", NULL},
+        {"/etc/passwd", NULL},
+        {"recordings//x", NULL},
+        {"recordings/./x", NULL},
+        {"recordings/x/", NULL},
+        {"", NULL},
+        {"..", NULL},
+        {"a..b/c", "/d/a..b/c"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[256];
+        int rc = file_store_join(out, sizeof out, "/d/", cases[i].rel);
+        if (!cases[i].want) {
+            if (rc != -1)
+                fail_msg("\"%s\" was not refused: %s", cases[i].rel, out);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_string_equal(out, cases[i].want);
+        }
+    }
+    char rel[64];
+    assert_int_equal(file_store_recording_relpath(rel, sizeof rel, 3, 14, 159), 0);
+    assert_string_equal(rel, "recordings/3/14/159.mp4");
+    assert_int_equal(file_store_room_hls_relpath(rel, sizeof rel, 9), 0);
+    assert_string_equal(rel, "hls/rooms/9");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -754,6 +854,9 @@ int main(void)
         cmocka_unit_test(test_finalize_puts_moov_before_mdat_and_keeps_duration),
         cmocka_unit_test(test_recorder_disk_full_fails_cleanly),
         cmocka_unit_test(test_recorder_cpu_per_stream_is_small),
+        cmocka_unit_test(test_download_range_header_is_parsed_per_rfc9110),
+        cmocka_unit_test(test_download_url_signature_is_hmac_sha256_of_path_and_expiry),
+        cmocka_unit_test(test_file_store_join_keeps_paths_inside_data_dir),
     };
     if (getenv("TEST_FILTER"))
         cmocka_set_test_filter(getenv("TEST_FILTER"));
