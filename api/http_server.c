@@ -122,10 +122,10 @@ void api_reply_empty(struct api_request *r, int status)
     send_reply(r, status, NULL);
 }
 
-void api_request_done(struct api_request *r)
+void api_request_done(struct api_request *r, int status)
 {
-    count_status(r->srv, evhttp_request_get_response_code(r->req));
-    log_request(r, evhttp_request_get_response_code(r->req));
+    count_status(r->srv, status);
+    log_request(r, status);
     request_free(r);
 }
 

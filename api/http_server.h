@@ -60,8 +60,9 @@ void api_reply_bytes(struct api_request *r, int status, const char *content_type
 /* 204 No Content. */
 void api_reply_empty(struct api_request *r, int status);
 /* Completes the request after the handler already sent it with evhttp
- * directly (HLS delivery): just frees our wrapper. */
-void api_request_done(struct api_request *r);
+ * directly (HLS delivery): counts `status` and frees our wrapper. Never
+ * touches r->req: evhttp may have freed it (client gone while parked). */
+void api_request_done(struct api_request *r, int status);
 
 /* --- request helpers --- */
 /* Parses the body as a JSON object. On failure replies 400/413 itself and

@@ -8,7 +8,6 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -19,21 +18,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/auth.h"
 #include "api/http_server.h"
+#include "api/json_util.h"
 #include "core/log.h"
 #include "core/secure.h"
 #include "storage/db.h"
 #include "storage/file_store.h"
 #include "storage/recordings.h"
 
-enum rec_job_kind { JOB_LIST, JOB_START, JOB_STOP, JOB_DOWNLOAD };
-
-struct rec_job {
+/* A download: no app credentials (the signature is the authorization). */
+struct dl_job {
     struct api_request *r;
-    enum rec_job_kind kind;
+    const struct config *cfg;
     /* in */
-    char user[128], pass[160];
-    int64_t room_id, rec_id;
+    int64_t rec_id;
     char filename[ROUTER_PARAM_MAX];
     int64_t url_expires;
     char sig[72];
@@ -41,7 +40,6 @@ struct rec_job {
     int status;
     char code[48];
     char msg[256];
-    json_t *body;
     int fd;
     int64_t size;
     char disposition_name[128];
@@ -49,21 +47,7 @@ struct rec_job {
 
 /* --- helpers ------------------------------------------------------------------ */
 
-/* A positive decimal int64 without sign or leading zeros; 0 otherwise. */
-static int64_t parse_id(const char *s)
-{
-    if (!s || !*s || *s == '0' || strlen(s) > 18)
-        return 0;
-    int64_t v = 0;
-    for (; *s; s++) {
-        if (!isdigit((unsigned char)*s))
-            return 0;
-        v = v * 10 + (*s - '0');
-    }
-    return v;
-}
-
-static void job_error(struct rec_job *j, int status, const char *code, const char *msg)
+static void dl_error(struct dl_job *j, int status, const char *code, const char *msg)
 {
     j->status = status;
     snprintf(j->code, sizeof j->code, "%s", code);
@@ -112,26 +96,6 @@ static bool filename_ok(const char *s)
     return true;
 }
 
-/* HTTP Basic → app id (SPEC §6). Runs on a db thread. 0 or -1 (401). */
-static int auth_app(PGconn *c, const char *user, const char *pass, int64_t *app_id)
-{
-    const char *p[1] = {user};
-    PGresult *res = db_exec(c, "recordings_auth",
-                            "SELECT id, api_secret_sha256 FROM apps WHERE api_key = $1 AND state = 'ACTIVE'",
-                            1, p, NULL);
-    if (!res)
-        return -2;
-    int rc = -1;
-    char h[65];
-    secure_sha256_hex(pass, strlen(pass), h);
-    if (PQntuples(res) == 1 && secure_str_equal(h, db_get_str(res, 0, 1))) {
-        *app_id = db_get_i64(res, 0, 0);
-        rc = 0;
-    }
-    PQclear(res);
-    return rc;
-}
-
 static void iso_or_null(json_t *o, const char *key, const char *v)
 {
     json_object_set_new(o, key, v && v[0] ? json_string(v) : json_null());
@@ -139,21 +103,22 @@ static void iso_or_null(json_t *o, const char *key, const char *v)
 
 /* --- the db-thread work ----------------------------------------------------------- */
 
-static void work_list(PGconn *c, struct rec_job *j, int64_t app_id)
+/* GET …/recordings (API-7), after authentication (api/auth.h). */
+static void work_list(PGconn *c, struct api_job *j)
 {
-    const struct config *cfg = j->r->ctx->cfg;
+    const struct config *cfg = j->ctx->cfg;
     struct recordings_room room;
     struct recording_row *rows = NULL;
     int n = 0;
-    int rc = recordings_list_for_room(c, app_id, j->room_id, cfg->recording_ttl_sec, &room, &rows, &n);
+    int rc = recordings_list_for_room(c, j->app.id, j->id, cfg->recording_ttl_sec, &room, &rows, &n);
     if (rc == RECORDINGS_NOT_FOUND) {
-        job_error(j, 404, "VIDEO_ROOM_NOT_FOUND", "video room not found");
+        api_job_fail(j, 404, "VIDEO_ROOM_NOT_FOUND", "video room not found");
         return;
     }
     char secret[128];
     if (rc != 0 || recordings_signing_secret(c, cfg, secret, sizeof secret) != 0) {
         free(rows);
-        job_error(j, 503, "UNAVAILABLE", "database error");
+        api_job_fail(j, 503, "UNAVAILABLE", "database error");
         return;
     }
     json_t *files = json_array();
@@ -166,7 +131,7 @@ static void work_list(PGconn *c, struct rec_job *j, int64_t app_id)
             int64_t expires = w->expires_at > 0 ? w->expires_at : room.now + cfg->recording_ttl_sec;
             char path[512], url[CONFIG_STR_MAX + 600];
             if (recordings_sign_path(secret, w->id, w->filename, expires, path, sizeof path) == 0) {
-                snprintf(url, sizeof url, "%s%s", j->r->ctx->public_url, path);
+                snprintf(url, sizeof url, "%s%s", j->ctx->public_url, path);
                 json_object_set_new(f, "downloadUrl", json_string(url));
             } else
                 json_object_set_new(f, "downloadUrl", json_null());
@@ -199,14 +164,15 @@ static void work_list(PGconn *c, struct rec_job *j, int64_t app_id)
     json_t *body = json_object();
     json_object_set_new(body, "success", json_true());
     json_object_set_new(body, "data", data);
-    j->body = body;
+    j->reply = body;
     j->status = 200;
 }
 
-static void work_request(PGconn *c, struct rec_job *j, int64_t app_id)
+/* POST …/recording/start|stop (REC-2). */
+static void work_request(PGconn *c, struct api_job *j, bool start)
 {
     bool is_recording = false;
-    int rc = recordings_request(c, app_id, j->room_id, j->kind == JOB_START, &is_recording);
+    int rc = recordings_request(c, j->app.id, j->id, start, &is_recording);
     switch (rc) {
     case 0: {
         json_t *data = json_object();
@@ -214,65 +180,69 @@ static void work_request(PGconn *c, struct rec_job *j, int64_t app_id)
         json_t *body = json_object();
         json_object_set_new(body, "success", json_true());
         json_object_set_new(body, "data", data);
-        j->body = body;
+        j->reply = body;
         j->status = 200;
         return;
     }
     case RECORDINGS_NOT_FOUND:
-        job_error(j, 404, "VIDEO_ROOM_NOT_FOUND", "video room not found");
+        api_job_fail(j, 404, "VIDEO_ROOM_NOT_FOUND", "video room not found");
         return;
     case RECORDINGS_WRONG_STATE:
-        job_error(j, 400, "VIDEO_ROOM_STATE_NOT_LIVE",
-                  "recording can be started or stopped only while the room is LIVE or LIVE_INACTIVE");
+        api_job_fail(j, 400, "VIDEO_ROOM_STATE_NOT_LIVE",
+                     "recording can be started or stopped only while the room is LIVE or LIVE_INACTIVE");
         return;
     case RECORDINGS_DISABLED:
-        job_error(j, 400, "RECORDING_DISABLED", "recording is turned off in the room's settings");
+        api_job_fail(j, 400, "RECORDING_DISABLED", "recording is turned off in the room's settings");
         return;
     default:
-        job_error(j, 503, "UNAVAILABLE", "database error");
+        api_job_fail(j, 503, "UNAVAILABLE", "database error");
     }
 }
 
-static void work_download(PGconn *c, struct rec_job *j)
+static void work_start(PGconn *c, struct api_job *j) { work_request(c, j, true); }
+static void work_stop(PGconn *c, struct api_job *j) { work_request(c, j, false); }
+
+static void work_download(PGconn *c, void *arg)
 {
-    const struct config *cfg = j->r->ctx->cfg;
+    struct dl_job *j = arg;
+    const struct config *cfg = j->cfg;
     char secret[128], want[65];
     if (recordings_signing_secret(c, cfg, secret, sizeof secret) != 0) {
-        job_error(j, 503, "UNAVAILABLE", "database error");
+        dl_error(j, 503, "UNAVAILABLE", "database error");
         return;
     }
     sign(secret, j->rec_id, j->filename, j->url_expires, want);
     if (!secure_str_equal(want, j->sig)) {
-        job_error(j, 403, "INVALID_SIGNATURE", "the download link is not valid");
+        dl_error(j, 403, "INVALID_SIGNATURE", "the download link is not valid");
         return;
     }
     if (j->url_expires < (int64_t)time(NULL)) {
-        job_error(j, 410, "DOWNLOAD_URL_EXPIRED", "the download link has expired; list the recordings again");
+        dl_error(j, 410, "DOWNLOAD_URL_EXPIRED", "the download link has expired; list the recordings again");
         return;
     }
     struct recording_row row;
     int rc = recordings_get(c, j->rec_id, cfg->recording_ttl_sec, &row);
     if (rc < 0) {
-        job_error(j, 503, "UNAVAILABLE", "database error");
+        dl_error(j, 503, "UNAVAILABLE", "database error");
         return;
     }
     if (rc != 0 || strcmp(row.filename, j->filename) != 0) {
-        job_error(j, 404, "RECORDING_NOT_FOUND", "recording not found");
+        dl_error(j, 404, "RECORDING_NOT_FOUND", "recording not found");
         return;
     }
     if (strcmp(row.status, "EXPIRED") == 0) {
-        job_error(j, 410, "RECORDING_EXPIRED", "the recording has expired and was deleted");
+        dl_error(j, 410, "RECORDING_EXPIRED", "the recording has expired and was deleted");
         return;
     }
     if (strcmp(row.status, "READY") != 0) {
         char m[200];
         snprintf(m, sizeof m, "the recording is %s", row.status);
-        job_error(j, 409, "RECORDING_NOT_READY", m);
+        dl_error(j, 409, "RECORDING_NOT_READY", m);
         return;
     }
     char path[PATH_MAX];
     if (file_store_join(path, sizeof path, cfg->data_dir, row.path) != 0) {
-        job_error(j, 404, "RECORDING_NOT_FOUND", "recording not found");
+        dl_error(j, 404, "RECORDING_NOT_FOUND", "recording not found");
         return;
     }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -282,10 +252,10 @@ static void work_download(PGconn *c, struct rec_job *j)
         if (fd >= 0)
             close(fd);
         if (e == ENOENT)
-            job_error(j, 410, "RECORDING_EXPIRED", "the recording file is gone");
+            dl_error(j, 410, "RECORDING_EXPIRED", "the recording file is gone");
         else {
             log_warn("recordings: open %s: %s", path, strerror(e));
-            job_error(j, 500, "INTERNAL_ERROR", "the recording file cannot be read");
+            dl_error(j, 500, "INTERNAL_ERROR", "the recording file cannot be read");
         }
         return;
     }
@@ -295,38 +265,7 @@ static void work_download(PGconn *c, struct rec_job *j)
     j->status = 200;
 }
 
-static void job_work(PGconn *c, void *arg)
-{
-    struct rec_job *j = arg;
-    if (j->kind == JOB_DOWNLOAD) {
-        work_download(c, j);
-        return;
-    }
-    int64_t app_id = 0;
-    int a = auth_app(c, j->user, j->pass, &app_id);
-    OPENSSL_cleanse(j->pass, sizeof j->pass);
-    if (a == -2) {
-        job_error(j, 503, "UNAVAILABLE", "database error");
-        return;
-    }
-    if (a != 0) {
-        job_error(j, 401, "UNAUTHORIZED", "invalid app credentials");
-        return;
-    }
-    if (j->kind == JOB_LIST)
-        work_list(c, j, app_id);
-    else
-        work_request(c, j, app_id);
-}
-
 /* --- replies on the http loop ---------------------------------------------------- */
-
-static void reply_unauthorized(struct api_request *r)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
-                      "Basic realm=\"castgate\"");
-    api_reply_error(r, 401, "UNAUTHORIZED", "HTTP Basic authentication with the app's API key and secret is required");
-}
 
 int recordings_parse_range(const char *h, int64_t size, int64_t *first, int64_t *last)
 {
@@ -381,7 +320,7 @@ int recordings_parse_range(const char *h, int64_t size, int64_t *first, int64_t 
     return 1;
 }
 
-static void reply_file(struct rec_job *j)
+static void reply_file(struct dl_job *j)
 {
     struct api_request *r = j->r;
     struct evkeyvalq *oh = evhttp_request_get_output_headers(r->req);
@@ -400,7 +339,7 @@ static void reply_file(struct rec_job *j)
         evhttp_add_header(oh, "Content-Length", "0");
         api_add_cors(r);
         evhttp_send_reply(r->req, 416, NULL, NULL);
-        api_request_done(r);
+        api_request_done(r, 416);
         return;
     }
     int status = pr == 1 ? 206 : 200;
@@ -428,118 +367,85 @@ static void reply_file(struct rec_job *j)
             else
                 close(j->fd);
             evhttp_send_error(r->req, 500, NULL);
-            api_request_done(r);
+            api_request_done(r, 500);
             return;
         }
         evhttp_send_reply(r->req, status, NULL, body);
         evbuffer_free(body);
     }
-    api_request_done(r);
+    api_request_done(r, status);
 }
 
-static void job_done(void *arg)
+static void dl_done(void *arg)
 {
-    struct rec_job *j = arg;
-    struct api_request *r = j->r;
-    if (j->status == 401)
-        reply_unauthorized(r);
-    else if (j->code[0])
-        api_reply_error(r, j->status, j->code, "%s", j->msg);
-    else if (j->kind == JOB_DOWNLOAD)
+    struct dl_job *j = arg;
+    if (j->code[0])
+        api_reply_error(j->r, j->status, j->code, "%s", j->msg);
+    else
         reply_file(j);
-    else {
-        api_reply_json(r, j->status, j->body);
-        j->body = NULL;
-    }
-    if (j->body)
-        json_decref(j->body);
     free(j);
 }
 
-static void submit(struct rec_job *j)
+/* The /v2 routes: authenticated jobs of the admin API (api/auth.h). */
+static void room_handler(void *request, const struct route_params *params, api_job_work_fn work)
 {
-    struct api_request *r = j->r;
-    if (db_pool_submit(r->ctx->db, r->ctx->http_loop, job_work, job_done, j) != 0) {
-        free(j);
-        api_reply_error(r, 503, "UNAVAILABLE", "database queue full");
-    }
-}
-
-static struct rec_job *job_new(struct api_request *r, enum rec_job_kind kind)
-{
-    struct rec_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        api_reply_error(r, 503, "UNAVAILABLE", "out of memory");
-        return NULL;
-    }
-    j->r = r;
-    j->kind = kind;
-    j->fd = -1;
-    return j;
-}
-
-/* The /v2 handlers: Basic credentials and the room id, then the job. */
-static void room_handler(void *request, const struct route_params *params, enum rec_job_kind kind)
-{
-    struct api_request *r = request;
-    struct rec_job *j = job_new(r, kind);
+    struct api_job *j = api_job_new(request, AUTH_BASIC);
     if (!j)
         return;
-    if (api_basic_auth(r, j->user, sizeof j->user, j->pass, sizeof j->pass) != 0) {
-        free(j);
-        reply_unauthorized(r);
-        return;
-    }
-    j->room_id = parse_id(route_param(params, "id"));
-    if (j->room_id <= 0) {
-        OPENSSL_cleanse(j->pass, sizeof j->pass);
-        free(j);
-        api_reply_error(r, 404, "VIDEO_ROOM_NOT_FOUND", "video room not found");
-        return;
-    }
-    submit(j);
+    j->work = work;
+    if (!ju_parse_id(route_param(params, "id"), &j->id))
+        api_job_fail(j, 404, "VIDEO_ROOM_NOT_FOUND", "video room not found");
+    api_job_submit(j);
 }
 
 void recordings_api_list(void *request, const struct route_params *params)
 {
-    room_handler(request, params, JOB_LIST);
+    room_handler(request, params, work_list);
 }
 
 void recordings_api_start(void *request, const struct route_params *params)
 {
-    room_handler(request, params, JOB_START);
+    room_handler(request, params, work_start);
 }
 
 void recordings_api_stop(void *request, const struct route_params *params)
 {
-    room_handler(request, params, JOB_STOP);
+    room_handler(request, params, work_stop);
 }
 
 void recordings_api_download(void *request, const struct route_params *params)
 {
     struct api_request *r = request;
-    int64_t id = parse_id(route_param(params, "id"));
+    int64_t id = 0;
     const char *name = route_param(params, "filename");
-    if (id <= 0 || !name || !filename_ok(name)) {
+    if (!ju_parse_id(route_param(params, "id"), &id) || !name || !filename_ok(name)) {
         api_reply_error(r, 404, "RECORDING_NOT_FOUND", "recording not found");
         return;
     }
     const char *exp = api_query(r, "expires"), *sig = api_query(r, "sig");
-    int64_t expires = exp ? parse_id(exp) : 0;
-    if (!sig || strlen(sig) != 64 || expires <= 0) {
+    int64_t expires = 0;
+    if (!sig || strlen(sig) != 64 || !exp || !ju_parse_id(exp, &expires)) {
         api_reply_error(r, 403, "INVALID_SIGNATURE", "the download link is not valid");
         return;
     }
-    struct rec_job *j = job_new(r, JOB_DOWNLOAD);
-    if (!j)
+    struct dl_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        api_reply_error(r, 503, "UNAVAILABLE", "out of memory");
         return;
+    }
+    j->r = r;
+    j->cfg = r->ctx->cfg;
+    j->fd = -1;
     j->rec_id = id;
     snprintf(j->filename, sizeof j->filename, "%s", name);
     j->url_expires = expires;
     snprintf(j->sig, sizeof j->sig, "%s", sig);
     for (char *p = j->sig; *p; p++)
         *p = (char)tolower((unsigned char)*p);
-    submit(j);
+    if (db_pool_submit(r->ctx->db, r->ctx->http_loop, work_download, dl_done, j) != 0) {
+        free(j);
+        api_reply_error(r, 503, "UNAVAILABLE", "database queue full");
+    }
 }
 
 int recordings_api_routes(struct router *rt)

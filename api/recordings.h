@@ -24,9 +24,9 @@
  * nodes (storage/recordings.h). A download URL expires with the recording
  * (room endedAt + TTL), or recording_ttl_sec from now while the room is live.
  *
- * Auth for the /v2 routes: HTTP Basic appApiKey:appApiSecret, checked here
- * (apps.api_key, SHA-256 of the secret compared in constant time) until the
- * shared API auth exists; another app's room is 404. */
+ * Auth for the /v2 routes: HTTP Basic appApiKey:appApiSecret through the
+ * admin API's job (api/auth.h); another app's room is 404. Downloads carry
+ * no credentials: the signature is the authorization. */
 #ifndef API_RECORDINGS_H
 #define API_RECORDINGS_H
 

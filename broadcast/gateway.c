@@ -1,5 +1,772 @@
-/* gateway.c — live state of this node (stub until ingest + packager land). */
+/* gateway.c — RTMP sessions ↔ state machine ↔ packager ↔ media indexes.
+ *
+ * One `struct gw_stream` per RTMP publish attempt, owned by the session's
+ * media loop. Database work for a stream is a db-pool job whose completion
+ * comes back to that loop; the stream is reference-counted (loop-local, no
+ * atomics) so a completion arriving after the publisher left finds it alive.
+ *
+ * The segmenter feeds a fan-out sink: the preview index "keys/{id}" while the
+ * key is not live in a room, the room index "rooms/{id}" while it is. A room
+ * index joins at a segment boundary (a part with part_index 0 that is
+ * independent), after the cached init segment is replayed to it. */
 #include "broadcast/gateway.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broadcast/state_machine.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "ingest/rtmp_server.h"
+#include "packager/cmaf_segmenter.h"
+#include "packager/media_index.h"
+#include "packager/media_registry.h"
+#include "storage/db.h"
+#include "storage/notify.h"
+
+#define GW_LEASE_SEC 30
+#define GW_HEARTBEAT_MS 5000
+#define GW_TIMER_MS 1000
+#define GW_PREVIEW_WINDOW 4
+
+enum gw_stream_state { GW_AUTHORIZING, GW_PUBLISHING, GW_CLOSED };
+
+struct gw_init_cache {
+    uint8_t *data;
+    size_t len;
+    struct cmaf_track_info tracks[4];
+    int ntracks;
+};
+
+struct gw_stream {
+    struct gateway *gw;
+    struct rtmp_session *sess;   /* NULL once closed */
+    struct loop *loop;
+    atomic_int refs;             /* taken by db jobs and posted commands */
+    enum gw_stream_state state;
+    char peer[64];
+    char key_hint[8];            /* first 4 chars of the key, for logs */
+
+    int64_t key_id, app_id, member_id, session_id, room_id;
+    bool first_segment_reported;
+    bool room_pending;           /* room index joins at the next segment start */
+    bool room_joined;            /* room index receives parts */
+    bool preview_on;
+    long long last_heartbeat_ms;
+
+    struct cmaf_segmenter *seg;
+    struct media_index *preview; /* ref */
+    struct media_index *room;    /* ref */
+    struct gw_init_cache init;
+    bool expect_audio, expect_video;
+    double fps_hint;
+    struct gw_stream *next_all;  /* gateway list (under gw->mu) */
+};
+
+struct gateway {
+    const struct config *cfg;
+    struct db_pool *db;
+    struct loop *accept_loop;
+    struct loop **loops;
+    int nloops;
+    struct media_registry *registry;
+    struct rtmp_server *rtmp;
+    struct notify_listener *notify;
+    struct event *timer;
+    char rtmp_addr[128];
+
+    pthread_mutex_t mu;
+    struct gw_stream *streams;   /* every accepted (PUBLISHING) stream */
+    int nlive;
+    bool stopping;
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static void stream_ref(struct gw_stream *s) { atomic_fetch_add(&s->refs, 1); }
+
+/* The last reference may drop on any loop: everything freed here is owned
+ * by the stream alone by then (its session is gone, it left every list). */
+static void stream_unref(struct gw_stream *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) > 1)
+        return;
+    if (s->seg)
+        cmaf_segmenter_free(s->seg);
+    media_index_unref(s->preview);
+    media_index_unref(s->room);
+    free(s->init.data);
+    free(s);
+}
+
+static void gw_list_add(struct gateway *gw, struct gw_stream *s)
+{
+    pthread_mutex_lock(&gw->mu);
+    s->next_all = gw->streams;
+    gw->streams = s;
+    gw->nlive++;
+    pthread_mutex_unlock(&gw->mu);
+}
+
+static void gw_list_remove(struct gateway *gw, struct gw_stream *s)
+{
+    pthread_mutex_lock(&gw->mu);
+    for (struct gw_stream **pp = &gw->streams; *pp; pp = &(*pp)->next_all) {
+        if (*pp == s) {
+            *pp = s->next_all;
+            gw->nlive--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&gw->mu);
+}
+
+/* A db job for one stream: the stream is referenced until done runs on its loop. */
+struct gw_job {
+    struct gw_stream *s;
+    int rc;
+    char reason[64];
+    struct bc_publish pub;
+    enum bc_publish_status pub_status;
+};
+
+static int gw_submit(struct gw_stream *s, db_work_fn work, loop_fn done, struct gw_job *j)
+{
+    j->s = s;
+    stream_ref(s);
+    if (db_pool_submit(s->gw->db, s->loop, work, done, j) != 0) {
+        stream_unref(s);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------- media indexes */
+
+static struct media_index *open_index(struct gateway *gw, const char *kind, int64_t id)
+{
+    char ids[32];
+    snprintf(ids, sizeof ids, "%lld", (long long)id);
+    bool created = false;
+    return media_registry_get_or_create(gw->registry, kind, ids, &created);
+}
+
+/* Replays the cached init to a room index that joins mid-stream. */
+static void room_join(struct gw_stream *s)
+{
+    if (!s->init.data)
+        return;
+    struct cmaf_init init = {
+        .data = s->init.data,
+        .len = s->init.len,
+        .tracks = s->init.tracks,
+        .ntracks = s->init.ntracks,
+        .discontinuity = false,
+    };
+    const struct cmaf_sink *sink = media_index_sink(s->room);
+    sink->on_init(sink->ctx, &init);
+    s->room_joined = true;
+    s->room_pending = false;
+}
+
+/* ------------------------------------------------------- fan-out sink */
+
+static void fan_on_init(void *ctx, const struct cmaf_init *init)
+{
+    struct gw_stream *s = ctx;
+    uint8_t *copy = malloc(init->len);
+    if (copy) {
+        memcpy(copy, init->data, init->len);
+        free(s->init.data);
+        s->init.data = copy;
+        s->init.len = init->len;
+        s->init.ntracks = init->ntracks < 4 ? init->ntracks : 4;
+        memcpy(s->init.tracks, init->tracks, sizeof(init->tracks[0]) * (size_t)s->init.ntracks);
+    }
+    if (s->preview_on) {
+        const struct cmaf_sink *k = media_index_sink(s->preview);
+        k->on_init(k->ctx, init);
+    }
+    if (s->room_joined) {
+        const struct cmaf_sink *k = media_index_sink(s->room);
+        k->on_init(k->ctx, init);
+    }
+}
+
+static void fan_on_part(void *ctx, const struct cmaf_part *part)
+{
+    struct gw_stream *s = ctx;
+    metrics_add(METRIC_PARTS_TOTAL, 1);
+    if (s->room_pending && part->part_index == 0 && part->independent)
+        room_join(s);
+    if (s->preview_on) {
+        const struct cmaf_sink *k = media_index_sink(s->preview);
+        k->on_part(k->ctx, part);
+    }
+    if (s->room_joined) {
+        const struct cmaf_sink *k = media_index_sink(s->room);
+        k->on_part(k->ctx, part);
+    }
+}
+
+static void first_segment_work(PGconn *c, void *arg);
+static void first_segment_done(void *arg);
+
+static void fan_on_segment(void *ctx, const struct cmaf_segment *seg)
+{
+    struct gw_stream *s = ctx;
+    metrics_add(METRIC_SEGMENTS_TOTAL, 1);
+    if (s->preview_on) {
+        const struct cmaf_sink *k = media_index_sink(s->preview);
+        k->on_segment(k->ctx, seg);
+    }
+    if (s->room_joined) {
+        const struct cmaf_sink *k = media_index_sink(s->room);
+        k->on_segment(k->ctx, seg);
+    }
+    if (!s->first_segment_reported && s->state == GW_PUBLISHING) {
+        s->first_segment_reported = true;
+        struct gw_job *j = calloc(1, sizeof *j);
+        if (j && gw_submit(s, first_segment_work, first_segment_done, j) != 0) {
+            log_error("gateway: first segment not recorded: db queue full key_id=%lld",
+                      (long long)s->key_id);
+            free(j);
+        }
+    }
+}
+
+/* Binds the stream to a room (the key is live there). */
+static void stream_bind_room(struct gw_stream *s, int64_t room_id, bool reconnect)
+{
+    if (s->room && s->room_id == room_id)
+        return;
+    media_index_unref(s->room);
+    s->room = open_index(s->gw, "rooms", room_id);
+    s->room_id = room_id;
+    if (!s->room) {
+        log_error("gateway: cannot open room index room=%lld", (long long)room_id);
+        return;
+    }
+    media_index_begin_session(s->room);
+    s->room_joined = false;
+    s->room_pending = true;
+    if (reconnect) {
+        /* From the first frame: nothing was packaged for the room yet. */
+    }
+    /* The preview stops once the room carries the stream (SPEC PKG-4). */
+    if (s->preview_on) {
+        media_index_set_inactive(s->preview);
+        s->preview_on = false;
+    }
+    log_info("gateway: stream joins room key_id=%lld room=%lld", (long long)s->key_id, (long long)room_id);
+}
+
+/* ------------------------------------------------------- db jobs */
+
+static void first_segment_work(PGconn *c, void *arg)
+{
+    struct gw_job *j = arg;
+    j->rc = bc_ingest_first_segment(c, j->s->key_id, j->s->session_id,
+                                    j->s->gw->cfg->auto_start_early_sec, &j->pub);
+}
+
+static void first_segment_done(void *arg)
+{
+    struct gw_job *j = arg;
+    struct gw_stream *s = j->s;
+    if (j->rc == 0) {
+        log_info("gateway: first segment key_id=%lld state=%s room=%lld", (long long)s->key_id,
+                 j->pub.key_state, (long long)j->pub.room_id);
+        if (j->pub.room_id && s->state == GW_PUBLISHING)
+            stream_bind_room(s, j->pub.room_id, false);
+    }
+    stream_unref(s);
+    free(j);
+}
+
+static void heartbeat_work(PGconn *c, void *arg)
+{
+    struct gw_job *j = arg;
+    j->rc = bc_ingest_heartbeat(c, j->s->key_id, j->s->session_id, GW_LEASE_SEC);
+}
+
+static void heartbeat_done(void *arg)
+{
+    struct gw_job *j = arg;
+    if (j->rc == 1 && j->s->sess) {
+        /* The key was taken over or terminated elsewhere: this node lost it. */
+        log_warn("gateway: lease lost key_id=%lld, closing publisher", (long long)j->s->key_id);
+        rtmp_session_close(j->s->sess, "lease lost");
+    }
+    stream_unref(j->s);
+    free(j);
+}
+
+static void closed_work(PGconn *c, void *arg)
+{
+    struct gw_job *j = arg;
+    j->rc = bc_ingest_closed(c, j->s->key_id, j->s->session_id, j->reason);
+    if (j->s->room_id && j->s->room) {
+        struct media_index_stats st;
+        media_index_get_stats(j->s->room, &st);
+        bc_room_set_hls_position(c, j->s->room_id, (int64_t)st.next_msn, (int)st.session_no);
+    }
+}
+
+static void closed_done(void *arg)
+{
+    struct gw_job *j = arg;
+    stream_unref(j->s);
+    free(j);
+}
+
+/* ------------------------------------------------------- RTMP handler */
+
+static void publish_work(PGconn *c, void *arg)
+{
+    struct gw_job *j = arg;
+    struct gw_stream *s = j->s;
+    j->pub_status = bc_ingest_publish(c, j->reason /* the key, see on_publish */, s->gw->cfg->node_id,
+                                      s->peer, s->gw->cfg->takeover_idle_sec, GW_LEASE_SEC, &j->pub);
+    memset(j->reason, 0, sizeof j->reason); /* the key string: gone as soon as used */
+}
+
+static void close_local_holder(struct gateway *gw, int64_t key_id, struct gw_stream *except);
+
+static void publish_done(void *arg)
+{
+    struct gw_job *j = arg;
+    struct gw_stream *s = j->s;
+    if (!s->sess) {
+        /* The publisher left while we checked: undo the claim. */
+        if (j->pub_status == BC_PUBLISH_OK) {
+            s->key_id = j->pub.key_id;
+            s->session_id = j->pub.session_id;
+            struct gw_job *c = calloc(1, sizeof *c);
+            if (c) {
+                snprintf(c->reason, sizeof c->reason, "left during key check");
+                if (gw_submit(s, closed_work, closed_done, c) != 0)
+                    free(c);
+            }
+        }
+        goto out;
+    }
+    switch (j->pub_status) {
+    case BC_PUBLISH_OK:
+        break;
+    case BC_PUBLISH_BUSY:
+        log_info("gateway: publish refused: key busy key=%s… peer=%s", s->key_hint, s->peer);
+        rtmp_session_publish_result(s->sess, false, "NetStream.Publish.BadName",
+                                    "stream key is already publishing");
+        goto out;
+    case BC_PUBLISH_UNKNOWN_KEY:
+        log_info("gateway: publish refused: unknown key key=%s… peer=%s", s->key_hint, s->peer);
+        rtmp_session_publish_result(s->sess, false, "NetStream.Publish.BadName", "unknown stream key");
+        goto out;
+    default:
+        log_error("gateway: publish refused: database error peer=%s", s->peer);
+        rtmp_session_publish_result(s->sess, false, "NetStream.Publish.Failed",
+                                    "temporarily unavailable");
+        goto out;
+    }
+    s->key_id = j->pub.key_id;
+    s->app_id = j->pub.app_id;
+    s->member_id = j->pub.member_id;
+    s->session_id = j->pub.session_id;
+    /* A takeover (ING-6) of a publisher on this node: close the old one. */
+    close_local_holder(s->gw, s->key_id, s);
+
+    struct cmaf_segmenter_config sc;
+    cmaf_segmenter_config_defaults(&sc);
+    sc.segment_target_ms = (uint32_t)s->gw->cfg->segment_duration_ms;
+    sc.part_target_ms = (uint32_t)s->gw->cfg->part_duration_ms;
+    sc.expect_audio = s->expect_audio;
+    sc.expect_video = s->expect_video;
+    sc.frame_rate_hint = s->fps_hint;
+    if (j->pub.room_id) {
+        /* Reconnect into a live room: continue its numbering and timeline. */
+        char ids[32];
+        snprintf(ids, sizeof ids, "%lld", (long long)j->pub.room_id);
+        struct media_index *room = media_registry_get(s->gw->registry, "rooms", ids);
+        if (room) {
+            sc.first_msn = media_index_next_msn(room);
+            sc.start_time_us = media_index_next_start_us(room);
+            sc.discontinuity_at_start = true;
+            media_index_unref(room);
+        }
+    }
+    static const struct cmaf_sink fan = {NULL, fan_on_init, fan_on_part, fan_on_segment};
+    struct cmaf_sink sink = fan;
+    sink.ctx = s;
+    char err[256];
+    s->seg = cmaf_segmenter_new(&sc, &sink, err, sizeof err);
+    s->preview = open_index(s->gw, "keys", s->key_id);
+    if (!s->seg || !s->preview) {
+        log_error("gateway: packager set-up failed key_id=%lld: %s", (long long)s->key_id, err);
+        rtmp_session_publish_result(s->sess, false, "NetStream.Publish.Failed", "internal error");
+        struct gw_job *c = calloc(1, sizeof *c);
+        if (c) {
+            snprintf(c->reason, sizeof c->reason, "packager set-up failed");
+            if (gw_submit(s, closed_work, closed_done, c) != 0)
+                free(c);
+        }
+        goto out;
+    }
+    media_index_begin_session(s->preview);
+    s->preview_on = true;
+    if (j->pub.room_id) /* reconnect into a live room: ACTIVE_LIVE_PREP */
+        stream_bind_room(s, j->pub.room_id, true);
+    s->state = GW_PUBLISHING;
+    s->last_heartbeat_ms = loop_now_ms();
+    gw_list_add(s->gw, s);
+    log_info("gateway: publishing key_id=%lld session=%lld state=%s room=%lld peer=%s",
+             (long long)s->key_id, (long long)s->session_id, j->pub.key_state,
+             (long long)j->pub.room_id, s->peer);
+    rtmp_session_publish_result(s->sess, true, "NetStream.Publish.Start", "publishing");
+out:
+    stream_unref(s);
+    free(j);
+}
+
+static void on_publish(void *ctx, struct rtmp_session *sess, const struct rtmp_publish_info *info)
+{
+    struct gateway *gw = ctx;
+    struct gw_stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        rtmp_session_publish_result(sess, false, "NetStream.Publish.Failed", "out of memory");
+        return;
+    }
+    s->gw = gw;
+    s->sess = sess;
+    s->loop = rtmp_session_loop(sess);
+    atomic_init(&s->refs, 1); /* the session's reference, dropped in on_close */
+    s->state = GW_AUTHORIZING;
+    s->expect_audio = s->expect_video = true;
+    snprintf(s->peer, sizeof s->peer, "%s", rtmp_session_peer(sess));
+    snprintf(s->key_hint, sizeof s->key_hint, "%.4s", info->stream_key);
+    rtmp_session_set_userdata(sess, s);
+    struct gw_job *j = calloc(1, sizeof *j);
+    if (!j || strlen(info->stream_key) >= sizeof j->reason) {
+        free(j);
+        rtmp_session_publish_result(sess, false, "NetStream.Publish.BadName", "unknown stream key");
+        return;
+    }
+    /* The key travels to the db thread in the job and is wiped after use. */
+    snprintf(j->reason, sizeof j->reason, "%s", info->stream_key);
+    if (gw_submit(s, publish_work, publish_done, j) != 0) {
+        free(j);
+        rtmp_session_publish_result(sess, false, "NetStream.Publish.Failed", "server busy");
+    }
+}
+
+static void on_metadata(void *ctx, struct rtmp_session *sess, double width, double height, double fps,
+                        double kbps)
+{
+    (void)ctx;
+    (void)width;
+    (void)height;
+    (void)kbps;
+    struct gw_stream *s = rtmp_session_userdata(sess);
+    if (s && fps > 0 && fps < 1000)
+        s->fps_hint = fps;
+}
+
+static void on_codec_config(void *ctx, struct rtmp_session *sess, const struct media_codec_config *cfg)
+{
+    (void)ctx;
+    struct gw_stream *s = rtmp_session_userdata(sess);
+    if (!s || s->state != GW_PUBLISHING)
+        return;
+    if (cmaf_segmenter_config(s->seg, cfg) != 0)
+        log_warn("gateway: codec config not packaged key_id=%lld codec=%s", (long long)s->key_id,
+                 cfg->codec_string);
+}
+
+static void heartbeat_if_due(struct gw_stream *s)
+{
+    long long now = loop_now_ms();
+    if (now - s->last_heartbeat_ms < GW_HEARTBEAT_MS)
+        return;
+    s->last_heartbeat_ms = now;
+    struct gw_job *j = calloc(1, sizeof *j);
+    if (j && gw_submit(s, heartbeat_work, heartbeat_done, j) != 0)
+        free(j);
+}
+
+static void on_frame(void *ctx, struct rtmp_session *sess, const struct media_frame *f)
+{
+    (void)ctx;
+    struct gw_stream *s = rtmp_session_userdata(sess);
+    if (!s || s->state != GW_PUBLISHING)
+        return;
+    if (cmaf_segmenter_frame(s->seg, f) < 0) {
+        log_error("gateway: packager failed key_id=%lld, closing publisher", (long long)s->key_id);
+        rtmp_session_close(sess, "packager error");
+        return;
+    }
+    heartbeat_if_due(s);
+}
+
+static void on_close(void *ctx, struct rtmp_session *sess, const char *reason)
+{
+    struct gateway *gw = ctx;
+    struct gw_stream *s = rtmp_session_userdata(sess);
+    if (!s)
+        return;
+    s->sess = NULL;
+    if (s->state == GW_PUBLISHING) {
+        gw_list_remove(gw, s);
+        cmaf_segmenter_flush(s->seg);
+        if (s->preview_on)
+            media_index_set_inactive(s->preview);
+        if (s->room)
+            media_index_set_inactive(s->room);
+        log_info("gateway: publisher gone key_id=%lld reason=%s", (long long)s->key_id, reason);
+        struct gw_job *j = calloc(1, sizeof *j);
+        if (j) {
+            snprintf(j->reason, sizeof j->reason, "%s", reason ? reason : "closed");
+            if (gw_submit(s, closed_work, closed_done, j) != 0) {
+                log_error("gateway: publisher-gone not recorded (db queue full) key_id=%lld",
+                          (long long)s->key_id);
+                free(j);
+            }
+        }
+    }
+    s->state = GW_CLOSED;
+    stream_unref(s);
+}
+
+/* ------------------------------------------------ commands to streams */
+
+/* Runs fn(stream) on each matching stream's own loop. */
+struct gw_cmd {
+    struct gw_stream *s;
+    int64_t room_id;
+    char type[32];
+};
+
+static void cmd_run(void *arg)
+{
+    struct gw_cmd *c = arg;
+    struct gw_stream *s = c->s;
+    if (s->state == GW_PUBLISHING && s->sess) {
+        if (strcmp(c->type, "room_started") == 0) {
+            stream_bind_room(s, c->room_id, false);
+        } else if (strcmp(c->type, "key_force_terminated") == 0 || strcmp(c->type, "takeover") == 0 ||
+                   strcmp(c->type, "room_ended") == 0 || strcmp(c->type, "room_deleted") == 0) {
+            log_info("gateway: disconnecting publisher key_id=%lld cause=%s", (long long)s->key_id, c->type);
+            rtmp_session_close(s->sess, c->type);
+        }
+    }
+    stream_unref(s);
+    free(c);
+}
+
+/* Called with gw->mu held: only refs are taken; work happens on the loop. */
+static void post_cmd_locked(struct gw_stream *s, const char *type, int64_t room_id)
+{
+    struct gw_cmd *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->s = s;
+    c->room_id = room_id;
+    snprintf(c->type, sizeof c->type, "%s", type);
+    stream_ref(s); /* safe: a listed stream still holds its session reference */
+    if (loop_post(s->loop, cmd_run, c) != 0) {
+        atomic_fetch_sub(&s->refs, 1);
+        free(c);
+    }
+}
+
+static void close_local_holder(struct gateway *gw, int64_t key_id, struct gw_stream *except)
+{
+    pthread_mutex_lock(&gw->mu);
+    for (struct gw_stream *s = gw->streams; s; s = s->next_all)
+        if (s->key_id == key_id && s != except)
+            post_cmd_locked(s, "takeover", 0);
+    pthread_mutex_unlock(&gw->mu);
+}
+
+/* Index end for a room on whatever loop: media_index_end is index-locked. */
+static void room_index_end(struct gateway *gw, int64_t room_id)
+{
+    char ids[32];
+    snprintf(ids, sizeof ids, "%lld", (long long)room_id);
+    struct media_index *idx = media_registry_get(gw->registry, "rooms", ids);
+    if (idx) {
+        media_index_end(idx);
+        media_index_unref(idx);
+    }
+}
+
+static void on_notify(void *ctx, const char *channel, const char *payload)
+{
+    (void)channel;
+    struct gateway *gw = ctx;
+    json_error_t e;
+    json_t *o = json_loads(payload, 0, &e);
+    if (!o)
+        return;
+    const char *type = json_string_value(json_object_get(o, "type"));
+    int64_t room_id = json_integer_value(json_object_get(o, "roomId"));
+    int64_t key_id = json_integer_value(json_object_get(o, "keyId"));
+    if (!type) {
+        json_decref(o);
+        return;
+    }
+    log_debug("gateway: notify type=%s room=%lld key_id=%lld", type, (long long)room_id, (long long)key_id);
+    pthread_mutex_lock(&gw->mu);
+    for (struct gw_stream *s = gw->streams; s; s = s->next_all) {
+        bool match = (key_id && s->key_id == key_id) || (room_id && s->room_id == room_id);
+        if (match)
+            post_cmd_locked(s, type, room_id);
+    }
+    pthread_mutex_unlock(&gw->mu);
+    if (room_id && (strcmp(type, "room_ended") == 0 || strcmp(type, "room_deleted") == 0 ||
+                    strcmp(type, "key_force_terminated") == 0))
+        room_index_end(gw, room_id);
+    json_decref(o);
+}
+
+static void on_notify_reconnect(void *ctx)
+{
+    (void)ctx;
+    log_info("gateway: notify connection (re)established");
+}
+
+/* ------------------------------------------------ timers (main loop) */
+
+struct gw_timer_job {
+    struct gateway *gw;
+    int ended;
+};
+
+static void auto_end_work(PGconn *c, void *arg)
+{
+    struct gw_timer_job *j = arg;
+    j->ended = bc_rooms_auto_end(c);
+}
+
+static void auto_end_done(void *arg)
+{
+    struct gw_timer_job *j = arg;
+    if (j->ended > 0)
+        log_info("gateway: rooms ended by timers count=%d", j->ended);
+    free(j);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct gateway *gw = arg;
+    struct gw_timer_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return;
+    j->gw = gw;
+    if (db_pool_submit(gw->db, gw->accept_loop, auto_end_work, auto_end_done, j) != 0)
+        free(j);
+}
+
+/* ------------------------------------------------ lifecycle */
+
+struct gateway *gateway_start(const struct gateway_deps *d, char *err, size_t errlen)
+{
+    struct gateway *gw = calloc(1, sizeof *gw);
+    if (!gw)
+        return NULL;
+    gw->cfg = d->cfg;
+    gw->db = d->db;
+    gw->accept_loop = d->accept_loop;
+    gw->loops = d->media_loops;
+    gw->nloops = d->nmedia_loops;
+    gw->registry = d->registry;
+    pthread_mutex_init(&gw->mu, NULL);
+
+    /* OPS-6: sessions this node left open before a crash or restart. */
+    PGconn *c = db_connect(d->conninfo, err, errlen);
+    if (!c)
+        goto fail;
+    int recovered = bc_node_recover(c, gw->cfg->node_id);
+    PQfinish(c);
+    if (recovered < 0) {
+        snprintf(err, errlen, "gateway: start-up recovery failed");
+        goto fail;
+    }
+    if (recovered > 0)
+        log_info("gateway: recovered sessions left open by this node count=%d", recovered);
+
+    static const struct notify_handler nh_tmpl = {NULL, on_notify, on_notify_reconnect};
+    struct notify_handler nh = nh_tmpl;
+    nh.ctx = gw;
+    gw->notify = notify_listener_start(d->conninfo, "castgate", &nh, err, errlen);
+    if (!gw->notify)
+        goto fail;
+
+    struct rtmp_server_config rc;
+    rtmp_server_config_from(&rc, gw->cfg);
+    static const struct rtmp_handler h_tmpl = {
+        .on_publish = on_publish,
+        .on_codec_config = on_codec_config,
+        .on_frame = on_frame,
+        .on_metadata = on_metadata,
+        .on_close = on_close,
+    };
+    struct rtmp_handler h = h_tmpl;
+    h.ctx = gw;
+    gw->rtmp = rtmp_server_new(&rc, gw->accept_loop, gw->loops, gw->nloops, &h, err, errlen);
+    if (!gw->rtmp)
+        goto fail;
+    snprintf(gw->rtmp_addr, sizeof gw->rtmp_addr, "%s", rtmp_server_address(gw->rtmp));
+
+    gw->timer = event_new(loop_base(gw->accept_loop), -1, EV_PERSIST, on_timer, gw);
+    struct timeval tv = {GW_TIMER_MS / 1000, (GW_TIMER_MS % 1000) * 1000};
+    event_add(gw->timer, &tv);
+    return gw;
+fail:
+    if (gw->notify)
+        notify_listener_stop(gw->notify);
+    pthread_mutex_destroy(&gw->mu);
+    free(gw);
+    return NULL;
+}
+
+const char *gateway_rtmp_address(const struct gateway *gw) { return gw->rtmp_addr; }
+
+void gateway_stop(struct gateway *gw)
+{
+    if (!gw)
+        return;
+    if (gw->timer) {
+        event_free(gw->timer);
+        gw->timer = NULL;
+    }
+    if (gw->notify) {
+        notify_listener_stop(gw->notify);
+        gw->notify = NULL;
+    }
+    if (gw->rtmp) {
+        /* Closes every session on its loop; on_close records each one. */
+        rtmp_server_free(gw->rtmp);
+        gw->rtmp = NULL;
+    }
+}
+
+void gateway_free(struct gateway *gw)
+{
+    if (!gw)
+        return;
+    pthread_mutex_destroy(&gw->mu);
+    free(gw);
+}
 
 int gateway_room_viewer_count(struct gateway *gw, int64_t room_id)
 {
@@ -10,7 +777,22 @@ int gateway_room_viewer_count(struct gateway *gw, int64_t room_id)
 
 bool gateway_key_has_publisher(struct gateway *gw, int64_t key_id)
 {
-    (void)gw;
-    (void)key_id;
-    return false;
+    if (!gw)
+        return false;
+    bool found = false;
+    pthread_mutex_lock(&gw->mu);
+    for (struct gw_stream *s = gw->streams; s && !found; s = s->next_all)
+        found = s->key_id == key_id;
+    pthread_mutex_unlock(&gw->mu);
+    return found;
+}
+
+int gateway_live_streams(struct gateway *gw)
+{
+    if (!gw)
+        return 0;
+    pthread_mutex_lock(&gw->mu);
+    int n = gw->nlive;
+    pthread_mutex_unlock(&gw->mu);
+    return n;
 }

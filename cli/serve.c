@@ -1,7 +1,8 @@
 /* serve.c — `castgate serve`: wires loops, the db pool, HTTP and RTMP, then
  * runs the main loop until SIGINT/SIGTERM.
  *
- * Threads: main (signals, accept), http (evhttp: API + HLS), K media loops
+ * Threads: main (signals), rtmp-accept (RTMP listener, timers), http (evhttp:
+ * API + HLS), K media loops
  * (RTMP sessions + packagers), db pool workers. Shutdown order: stop taking
  * new work (listeners), drain the db pool while the loops that receive its
  * results still run, then stop the loops. */
@@ -16,6 +17,11 @@
 #include <unistd.h>
 
 #include "api/health.h"
+#include "api/hls_delivery.h"
+#include "api/hls_routes.h"
+#include "broadcast/gateway.h"
+#include "packager/media_registry.h"
+#include "packager/segment_store.h"
 #include "api/metrics.h"
 #include "api/http_server.h"
 #include "api/recordings.h"
@@ -67,10 +73,22 @@ static void default_url(const char *scheme, const char *listen, const char *suff
     snprintf(out, outlen, "%s://%s:%d%s", scheme, host, port, suffix);
 }
 
+/* The HTTP server and delivery's parked requests belong to the http loop:
+ * free them there, as its last callback. */
+static struct hls_delivery *delivery_to_free;
+static void http_free_on_loop(void *arg)
+{
+    if (delivery_to_free)
+        hls_delivery_free(delivery_to_free);
+    http_server_free(arg);
+}
+
 static void register_routes(struct router *r)
 {
     router_add(r, "GET", "/healthz", health_handle);
     router_add(r, "GET", "/metrics", metrics_handle);
+    router_add(r, "GET", "/hls/rooms/{id}/{file}", hls_rooms_handle);
+    router_add(r, "GET", "/hls/keys/{id}/{file}", hls_keys_handle);
     recordings_api_routes(r);
 }
 
@@ -100,6 +118,13 @@ int cli_serve(struct config *cfg, int argc, char **argv)
     struct finalizer *finalizer = NULL;
     struct sweeper *sweeper = NULL;
     struct api_ctx *ctx = calloc(1, sizeof *ctx);
+    struct loop *media_loops[256] = {0};
+    struct loop *accept_loop = NULL;
+    int nmedia = 0;
+    struct segment_store *store = NULL;
+    struct media_registry *registry = NULL;
+    struct hls_delivery *delivery = NULL;
+    struct gateway *gw = NULL;
 
     if (mkdir_p(cfg->data_dir) != 0) {
         log_error("serve: data_dir %s cannot be created: %s", cfg->data_dir, strerror(errno));
@@ -156,6 +181,34 @@ int cli_serve(struct config *cfg, int argc, char **argv)
     http_loop = loop_new("http", 65536);
     if (!main_loop || !http_loop)
         goto out;
+    nmedia = cfg->media_threads > 0 ? cfg->media_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (nmedia < 1)
+        nmedia = 1;
+    if (nmedia > 256)
+        nmedia = 256;
+    for (int i = 0; i < nmedia; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "media-%d", i);
+        media_loops[i] = loop_new(name, 65536);
+        if (!media_loops[i])
+            goto out;
+    }
+    accept_loop = loop_new("rtmp-accept", 65536);
+    if (!accept_loop)
+        goto out;
+    store = segment_store_new(cfg->data_dir, 0);
+    if (!store) {
+        log_error("serve: segment store under %s failed", cfg->data_dir);
+        goto out;
+    }
+    struct media_registry_opts ro = {0};
+    ro.target_duration_us = (int64_t)cfg->segment_duration_ms * 1000;
+    ro.part_target_us = (int64_t)cfg->part_duration_ms * 1000;
+    ro.live_window_segments = cfg->live_window_segments;
+    ro.store = store;
+    registry = media_registry_new(&ro);
+    if (!registry)
+        goto out;
     db = db_pool_new(conninfo, cfg->db_pool_size, (size_t)cfg->db_queue_max, err, sizeof err);
     if (!db) {
         log_error("serve: %s", err);
@@ -180,6 +233,14 @@ int cli_serve(struct config *cfg, int argc, char **argv)
         default_url("rtmp", cfg->rtmp_listen, suffix, ctx->rtmp_public_url, sizeof ctx->rtmp_public_url);
     }
 
+    ctx->media_registry = registry;
+    struct hls_delivery_opts hopts = {0};
+    hopts.cors_origin = cfg->cors_origin;
+    hopts.max_parked_per_index = cfg->hls_max_blocking_requests;
+    delivery = hls_delivery_new(http_loop, registry, &hopts);
+    if (!delivery)
+        goto out;
+    hls_routes_init(delivery);
     router = router_new();
     register_routes(router);
     http = http_server_new(ctx, router, err, sizeof err);
@@ -195,17 +256,39 @@ int cli_serve(struct config *cfg, int argc, char **argv)
 
     if (loop_start(http_loop) != 0)
         goto out;
-    log_info("ready rtmp=%s http=%s node=%s", "-", http_server_address(http), cfg->node_id);
+    for (int i = 0; i < nmedia; i++)
+        if (loop_start(media_loops[i]) != 0)
+            goto out;
+    if (loop_start(accept_loop) != 0)
+        goto out;
+    struct gateway_deps gd = {cfg, db, conninfo, accept_loop, media_loops, nmedia, registry};
+    gw = gateway_start(&gd, err, sizeof err);
+    if (!gw) {
+        log_error("serve: %s", err);
+        goto out;
+    }
+    ctx->gateway = gw;
+    log_info("ready rtmp=%s http=%s node=%s media_loops=%d", gateway_rtmp_address(gw),
+             http_server_address(http), cfg->node_id, nmedia);
     loop_run_here(main_loop);
     rc = 0;
 
 out:
-    /* Stop taking requests first, then drain the db pool while http runs. */
-    if (http && http_loop) {
-        loop_stop(http_loop);
-        http_server_free(http);
-    }
+    /* Stop taking new work: publishers are closed (their state changes go
+     * to the db pool), then the pool drains while the loops that receive
+     * its results still run, then the loops stop. */
+    gateway_stop(gw);
     db_pool_free(db);
+    if (accept_loop)
+        loop_stop(accept_loop);
+    for (int i = 0; i < nmedia; i++)
+        if (media_loops[i])
+            loop_stop(media_loops[i]);
+    if (http && http_loop) {
+        delivery_to_free = delivery;
+        loop_post(http_loop, http_free_on_loop, http);
+        loop_stop(http_loop);
+    }
     sweeper_stop(sweeper);
     finalizer_stop(finalizer);
     if (sigint)
@@ -218,6 +301,13 @@ out:
     }
     if (main_loop)
         loop_free(main_loop);
+    for (int i = 0; i < nmedia; i++)
+        loop_free(media_loops[i]);
+    if (accept_loop)
+        loop_free(accept_loop);
+    gateway_free(gw);
+    media_registry_free(registry);
+    segment_store_free(store);
     router_free(router);
     free(ctx);
     if (rc == 0)

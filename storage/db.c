@@ -52,7 +52,7 @@ PGconn *db_connect(const char *conninfo, char *err, size_t errlen)
         PQfinish(c);
         return NULL;
     }
-    PGresult *r = PQexec(c, "SET TIME ZONE 'UTC'; SET application_name = 'castgate'");
+    PGresult *r = PQexec(c, "SET TIME ZONE 'UTC'; SET application_name = 'castgate'; SET client_min_messages = warning");
     PQclear(r);
     return c;
 }

@@ -139,7 +139,6 @@ def test_list_needs_credentials_and_hides_other_apps(cg):
     room = make_room(cg.app["appId"], "ENDED")
     r = list_recordings(cg, room, app=False)
     assert r.status == 401 and r.json()["errorCode"] == "UNAUTHORIZED"
-    assert "Basic" in r.headers["WWW-Authenticate"]
     wrong = dict(cg.app, appApiSecret="x" * 40)
     assert list_recordings(cg, room, app=wrong).status == 401
     other = run_cli("app", "create", "e2e-other", "--json", env=cg.env)

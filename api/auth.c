@@ -1,0 +1,262 @@
+/* auth.c — Basic / VF-ORG-ID authentication with a short credential cache,
+ * and the request → db job → reply cycle of the admin API (see auth.h). */
+#include "api/auth.h"
+
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/secure.h"
+#include "storage/db.h"
+
+/* ------------------------------------------------------------------------
+ * Credential cache: a small table, oldest slot replaced. Guarded by a mutex
+ * so it stays correct whichever thread touches it (in practice: the http
+ * loop only).
+ * ------------------------------------------------------------------------ */
+struct cache_slot {
+    bool used, org;
+    char key[128];        /* api key, or org id when org */
+    char secret_sha[65];  /* sha256(secret); "" for org entries */
+    struct auth_app app;
+    long long expires_ms;
+};
+
+static struct cache_slot cache[AUTH_CACHE_SLOTS];
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void auth_cache_clear(void)
+{
+    pthread_mutex_lock(&cache_mu);
+    memset(cache, 0, sizeof cache);
+    pthread_mutex_unlock(&cache_mu);
+}
+
+static bool cache_lookup(bool org, const char *key, const char *secret_sha, struct auth_app *out)
+{
+    long long now = loop_now_ms();
+    bool hit = false;
+    pthread_mutex_lock(&cache_mu);
+    for (int i = 0; i < AUTH_CACHE_SLOTS; i++) {
+        struct cache_slot *s = &cache[i];
+        if (!s->used || s->org != org || s->expires_ms <= now || strcmp(s->key, key) != 0)
+            continue;
+        if (!org && !secure_str_equal(s->secret_sha, secret_sha))
+            continue;
+        *out = s->app;
+        hit = true;
+        break;
+    }
+    pthread_mutex_unlock(&cache_mu);
+    return hit;
+}
+
+static void cache_insert(bool org, const char *key, const char *secret_sha,
+                         const struct auth_app *app)
+{
+    long long now = loop_now_ms();
+    pthread_mutex_lock(&cache_mu);
+    struct cache_slot *victim = &cache[0];
+    for (int i = 0; i < AUTH_CACHE_SLOTS; i++) {
+        struct cache_slot *s = &cache[i];
+        if (s->used && s->org == org && strcmp(s->key, key) == 0) {
+            victim = s; /* refresh in place */
+            break;
+        }
+        if (!s->used || s->expires_ms < victim->expires_ms)
+            victim = s;
+    }
+    victim->used = true;
+    victim->org = org;
+    snprintf(victim->key, sizeof victim->key, "%s", key);
+    snprintf(victim->secret_sha, sizeof victim->secret_sha, "%s", org ? "" : secret_sha);
+    victim->app = *app;
+    victim->expires_ms = now + AUTH_CACHE_TTL_SEC * 1000LL;
+    pthread_mutex_unlock(&cache_mu);
+}
+
+/* ------------------------------------------------------------------------
+ * Jobs
+ * ------------------------------------------------------------------------ */
+int api_job_fail(struct api_job *j, int status, const char *code, const char *fmt, ...)
+{
+    if (j->err.status)
+        return -1;
+    j->err.status = status;
+    snprintf(j->err.code, sizeof j->err.code, "%s", code);
+    j->err.field[0] = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->err.message, sizeof j->err.message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void job_free(struct api_job *j)
+{
+    if (j->in_free && j->in)
+        j->in_free(j->in);
+    json_decref(j->body);
+    json_decref(j->reply);
+    OPENSSL_cleanse(j->secret_sha, sizeof j->secret_sha);
+    free(j);
+}
+
+struct api_job *api_job_new(struct api_request *r, enum auth_mode mode)
+{
+    struct api_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        api_reply_error(r, 503, "UNAVAILABLE", "out of memory");
+        return NULL;
+    }
+    j->r = r;
+    j->ctx = r->ctx;
+    j->mode = mode;
+    j->v1_errors = mode == AUTH_BASIC_OR_ORG;
+    j->status = 200;
+
+    char user[128], pass[256];
+    if (api_basic_auth(r, user, sizeof user, pass, sizeof pass) == 0 && user[0] && pass[0]) {
+        snprintf(j->key, sizeof j->key, "%s", user);
+        secure_sha256_hex(pass, strlen(pass), j->secret_sha);
+        OPENSSL_cleanse(pass, sizeof pass);
+        j->authed = cache_lookup(false, j->key, j->secret_sha, &j->app);
+    } else if (mode == AUTH_BASIC_OR_ORG && api_header(r, "VF-ORG-ID")) {
+        const char *org = api_header(r, "VF-ORG-ID");
+        if (strlen(org) < sizeof j->org && !ju_is_blank(org)) {
+            snprintf(j->org, sizeof j->org, "%s", org);
+            j->org_auth = true;
+            j->authed = cache_lookup(true, j->org, NULL, &j->app);
+        }
+    }
+    if (j->authed)
+        snprintf(j->actor, sizeof j->actor, "api:app:%" PRId64, j->app.id);
+    return j;
+}
+
+int api_job_read_body(struct api_job *j)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(j->r->req);
+    size_t len = evbuffer_get_length(in);
+    int max = j->ctx->cfg->http_max_body_bytes;
+    if (len > (size_t)max)
+        return api_job_fail(j, 413, "PAYLOAD_TOO_LARGE",
+                            "request body is %zu bytes; the limit is %d", len, max);
+    if (len == 0)
+        return api_job_fail(j, 400, "INVALID_JSON", "request body must be a JSON object");
+    const char *data = (const char *)evbuffer_pullup(in, -1);
+    json_error_t jerr;
+    json_t *v = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v)
+        return api_job_fail(j, 400, "INVALID_JSON", "malformed JSON at line %d column %d: %s",
+                            jerr.line, jerr.column, jerr.text);
+    if (!json_is_object(v)) {
+        json_decref(v);
+        return api_job_fail(j, 400, "INVALID_JSON", "request body must be a JSON object");
+    }
+    j->body = v;
+    return 0;
+}
+
+/* db thread: who is calling? */
+static void authenticate(PGconn *c, struct api_job *j)
+{
+    PGresult *r;
+    if (j->org_auth) {
+        const char *p[1] = {j->org};
+        r = db_exec(c, "auth org", "SELECT id, state, name FROM apps WHERE org_id = $1"
+                                   " AND state = 'ACTIVE'", 1, p, NULL);
+    } else if (j->key[0]) {
+        const char *p[1] = {j->key};
+        r = db_exec(c, "auth", "SELECT id, state, name, api_secret_sha256 FROM apps"
+                               " WHERE api_key = $1 AND state = 'ACTIVE'", 1, p, NULL);
+    } else {
+        return;
+    }
+    if (!r) {
+        api_job_fail(j, 500, "INTERNAL_ERROR", "database error");
+        return;
+    }
+    bool ok = PQntuples(r) == 1;
+    if (ok && !j->org_auth)
+        ok = secure_str_equal(PQgetvalue(r, 0, 3), j->secret_sha);
+    if (ok) {
+        j->app.id = db_get_i64(r, 0, 0);
+        snprintf(j->app.state, sizeof j->app.state, "%s", PQgetvalue(r, 0, 1));
+        snprintf(j->app.name, sizeof j->app.name, "%s", PQgetvalue(r, 0, 2));
+        j->authed = true;
+        j->cache_insert = true;
+        snprintf(j->actor, sizeof j->actor, "api:app:%" PRId64, j->app.id);
+    }
+    PQclear(r);
+}
+
+static void job_work(PGconn *c, void *arg)
+{
+    struct api_job *j = arg;
+    if (!j->authed)
+        authenticate(c, j);
+    if (j->authed && !j->err.status && j->work)
+        j->work(c, j);
+}
+
+static void job_reply(struct api_job *j)
+{
+    struct api_request *r = j->r;
+    if (!j->authed && j->err.status != 500) {
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
+                          "Basic realm=\"castgate\"");
+        if (j->v1_errors)
+            api_reply_json(r, 401, json_pack("{s:b, s:s}", "success", 0, "message", "Unauthorized"));
+        else
+            api_reply_error(r, 401, "UNAUTHORIZED", "missing or invalid app credentials");
+    } else if (j->err.status) {
+        if (j->v1_errors)
+            api_reply_json(r, j->err.status,
+                           json_pack("{s:b, s:s, s:s}", "success", 0, "message", j->err.message,
+                                     "errorCode", j->err.code));
+        else
+            api_reply_json(r, j->err.status, ju_error_json(&j->err));
+    } else if (j->status == 204 || !j->reply) {
+        api_reply_empty(r, j->status == 200 ? 204 : j->status);
+    } else {
+        json_t *body = j->reply;
+        j->reply = NULL;
+        api_reply_json(r, j->status, body);
+    }
+    job_free(j);
+}
+
+static void job_done(void *arg)
+{
+    struct api_job *j = arg;
+    if (j->cache_insert)
+        cache_insert(j->org_auth, j->org_auth ? j->org : j->key, j->secret_sha, &j->app);
+    if (j->authed && !j->err.status && j->finish)
+        j->finish(j);
+    job_reply(j);
+}
+
+void api_job_submit(struct api_job *j)
+{
+    /* No credentials at all: no need for the database. */
+    if (!j->authed && !j->key[0] && !j->org_auth) {
+        job_reply(j);
+        return;
+    }
+    /* Authenticated from the cache and already refused: answer now. */
+    if (j->authed && j->err.status) {
+        job_reply(j);
+        return;
+    }
+    if (db_pool_submit(j->ctx->db, j->ctx->http_loop, job_work, job_done, j) != 0) {
+        api_reply_error(j->r, 503, "UNAVAILABLE", "database queue full; retry later");
+        job_free(j);
+    }
+}

@@ -1,0 +1,96 @@
+/* auth.h — admin API authentication (SPEC §6: HTTP Basic
+ * `appApiKey:appApiSecret` → the caller's app; API-6: `VF-ORG-ID`) and the
+ * job every authenticated handler runs on the db pool.
+ *
+ * Flow of one request:
+ *   handler (http loop): api_job_new() → parse/validate path, query and body
+ *     into the job (a validation error is stored, not sent: a request with
+ *     bad credentials gets 401 before any 400) → api_job_submit().
+ *   db thread: if the credentials were not in the cache, look the app up
+ *     (apps.api_key, then sha256(secret) compared with secure_str_equal);
+ *     then, when authenticated and no error is stored, job->work().
+ *   http loop: verified credentials enter the cache; job->finish() (live
+ *     figures from the gateway); the reply (error, JSON or 204).
+ *
+ * Verified credentials are cached for AUTH_CACHE_TTL_SEC keyed by api key
+ * and the SHA-256 of the secret (never the secret itself), so most requests
+ * cost one db round trip, not two. Failures are never cached. */
+#ifndef API_AUTH_H
+#define API_AUTH_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/http_server.h"
+#include "api/json_util.h"
+
+#define AUTH_CACHE_TTL_SEC 30
+#define AUTH_CACHE_SLOTS 256
+
+enum auth_mode {
+    AUTH_BASIC,        /* /v2: Basic only; 401 {"errorCode": "UNAUTHORIZED"} */
+    AUTH_BASIC_OR_ORG, /* /v1: Basic or VF-ORG-ID; 401 {"success": false, "message": "Unauthorized"} */
+};
+
+struct auth_app {
+    int64_t id;
+    char state[16];
+    char name[256];
+};
+
+struct api_job;
+/* Runs on a db thread after authentication: sets j->status + j->reply, or
+ * j->err. Must not touch j->r (the request belongs to the http loop). */
+typedef void (*api_job_work_fn)(PGconn *c, struct api_job *j);
+/* Runs on the http loop before the reply (may read the gateway). */
+typedef void (*api_job_finish_fn)(struct api_job *j);
+
+struct api_job {
+    struct api_request *r;      /* http loop only */
+    const struct api_ctx *ctx;  /* read-only, safe on the db thread */
+    enum auth_mode mode;
+    bool v1_errors;             /* error bodies as {"success": false, "message"} */
+
+    api_job_work_fn work;
+    api_job_finish_fn finish;
+    void *in;                   /* handler input, freed by in_free */
+    void (*in_free)(void *in);
+    json_t *body;               /* request body (api_job_read_body), freed with the job */
+    int64_t id;                 /* a parsed path id */
+    char param[256];            /* a path parameter */
+
+    /* results */
+    struct ju_error err;        /* err.status != 0 → error reply */
+    int status;                 /* 200 / 201 / 204 */
+    json_t *reply;              /* NULL for 204 */
+
+    /* set by authentication */
+    struct auth_app app;
+    char actor[48];             /* "api:app:ID" for events rows */
+
+    /* private */
+    bool authed, cache_insert, org_auth;
+    char key[128];
+    char secret_sha[65];
+    char org[128];
+};
+
+/* Creates the job and reads the credentials. NULL when out of memory (the
+ * request was answered 503). */
+struct api_job *api_job_new(struct api_request *r, enum auth_mode mode);
+/* Reads the body as a JSON object into j->body. On failure stores the error
+ * (400 INVALID_JSON, 413 PAYLOAD_TOO_LARGE) in j->err and returns -1. */
+int api_job_read_body(struct api_job *j);
+/* Runs the job; always completes the request and frees the job. */
+void api_job_submit(struct api_job *j);
+
+/* Stores an error unless one is already stored; returns -1. */
+int api_job_fail(struct api_job *j, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Drops every cached credential (tests). */
+void auth_cache_clear(void);
+
+#endif
