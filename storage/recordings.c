@@ -76,7 +76,10 @@ int recordings_create(PGconn *c, const struct recording_new *in, struct recordin
         " ev AS (INSERT INTO events (app_id, video_room_id, type, to_state, actor, data)"
         "        SELECT app_id, video_room_id, 'recording_started', 'RECORDING', $4,"
         "               jsonb_build_object('recordingId', id, 'filename', filename) FROM ins"
-        "        RETURNING id)"
+        "        RETURNING id, app_id),"
+        " wh AS (INSERT INTO webhook_deliveries (app_id, event_id)"
+        "        SELECT ev.app_id, ev.id FROM ev JOIN apps a ON a.id = ev.app_id"
+        "         WHERE a.webhook_url IS NOT NULL)"
         " SELECT " ROW_COLS("0") ", (SELECT count(*) FROM upd), (SELECT count(*) FROM ev)"
         "   FROM ins r " ROW_JOIN,
         4, p, NULL);
@@ -141,7 +144,10 @@ int recordings_close(PGconn *c, int64_t id, int64_t size_bytes, int64_t duration
         "  SELECT app_id, video_room_id, 'recording_stopped', 'RECORDING', 'PROCESSING', $5,"
         "         jsonb_build_object('recordingId', id, 'filename', filename,"
         "                            'sizeBytes', size_bytes, 'durationMs', duration_ms)"
-        "    FROM u RETURNING id)"
+        "    FROM u RETURNING id, app_id),"
+        " wh AS (INSERT INTO webhook_deliveries (app_id, event_id)"
+        "        SELECT ev.app_id, ev.id FROM ev JOIN apps a ON a.id = ev.app_id"
+        "         WHERE a.webhook_url IS NOT NULL)"
         " SELECT u.id, (SELECT count(*) FROM room), (SELECT count(*) FROM ev) FROM u",
         5, p, NULL);
     return one_row_or(res, RECORDINGS_WRONG_STATE);
@@ -173,7 +179,10 @@ int recordings_mark_ready(PGconn *c, int64_t id, int64_t size_bytes, int64_t dur
         "  SELECT app_id, video_room_id, 'recording_state', from_status, 'READY', $5,"
         "         jsonb_build_object('recordingId', id, 'filename', filename,"
         "                            'sizeBytes', $2::bigint, 'durationMs', $3::bigint)"
-        "    FROM u RETURNING id)"
+        "    FROM u RETURNING id, app_id),"
+        " wh AS (INSERT INTO webhook_deliveries (app_id, event_id)"
+        "        SELECT ev.app_id, ev.id FROM ev JOIN apps a ON a.id = ev.app_id"
+        "         WHERE a.webhook_url IS NOT NULL)"
         " SELECT u.id, (SELECT count(*) FROM ev) FROM u",
         5, p, NULL);
     return one_row_or(res, RECORDINGS_WRONG_STATE);
@@ -200,7 +209,10 @@ int recordings_mark_failed(PGconn *c, int64_t id, const char *reason, const char
         " ev AS ("
         "  INSERT INTO events (app_id, video_room_id, type, from_state, to_state, actor, data)"
         "  SELECT app_id, video_room_id, 'recording_state', from_status, 'FAILED', $3,"
-        "         jsonb_build_object('recordingId', id, 'reason', left($2, 500)) FROM u RETURNING id)"
+        "         jsonb_build_object('recordingId', id, 'reason', left($2, 500)) FROM u RETURNING id, app_id),"
+        " wh AS (INSERT INTO webhook_deliveries (app_id, event_id)"
+        "        SELECT ev.app_id, ev.id FROM ev JOIN apps a ON a.id = ev.app_id"
+        "         WHERE a.webhook_url IS NOT NULL)"
         " SELECT u.id, (SELECT count(*) FROM room), (SELECT count(*) FROM ev) FROM u",
         3, p, NULL);
     return one_row_or(res, RECORDINGS_WRONG_STATE);
@@ -331,7 +343,7 @@ int recordings_request(PGconn *c, int64_t app_id, int64_t room_id, bool start, b
         " n AS ("
         "  SELECT pg_notify('castgate', json_build_object("
         "           'type', CASE WHEN $3::boolean THEN 'recording_start' ELSE 'recording_stop' END,"
-        "           'roomId', u.id, 'keyId', u.stream_key_id)::text) FROM u)"
+        "           'roomId', u.id, 'keyId', u.stream_key_id, 'node', NULL)::text) FROM u)"
         " SELECT cur.video_room_state, cur.recording,"
         "        COALESCE((SELECT is_recording FROM u), cur.is_recording),"
         "        (SELECT count(*) FROM u), (SELECT count(*) FROM n)"
@@ -417,7 +429,10 @@ int recordings_claim_unfinished(PGconn *c, const char *node_id, const char *acto
         "  INSERT INTO events (app_id, video_room_id, type, from_state, to_state, actor, data)"
         "  SELECT app_id, video_room_id, 'recording_stopped', 'RECORDING', 'PROCESSING', $2,"
         "         jsonb_build_object('recordingId', id, 'filename', filename, 'reason', 'node restart')"
-        "    FROM u WHERE from_status = 'RECORDING' RETURNING id)"
+        "    FROM u WHERE from_status = 'RECORDING' RETURNING id, app_id),"
+        " wh AS (INSERT INTO webhook_deliveries (app_id, event_id)"
+        "        SELECT ev.app_id, ev.id FROM ev JOIN apps a ON a.id = ev.app_id"
+        "         WHERE a.webhook_url IS NOT NULL)"
         " SELECT " ROW_COLS("0") ", (SELECT count(*) FROM ev) FROM u r " ROW_JOIN " ORDER BY r.id",
         2, p, NULL);
     if (!res)

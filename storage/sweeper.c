@@ -190,7 +190,10 @@ static int recordings_batch(struct sweep_ctx *s, int *updated)
             "  INSERT INTO events (app_id, video_room_id, type, from_state, to_state, actor, data)"
             "  SELECT app_id, video_room_id, 'recording_state', old, status, $3,"
             "         jsonb_build_object('recordingId', id, 'filename', filename, 'swept', true)"
-            "    FROM u RETURNING id)"
+            "    FROM u RETURNING id, app_id),"
+            " wh AS (INSERT INTO webhook_deliveries (app_id, event_id)"
+            "        SELECT ev.app_id, ev.id FROM ev JOIN apps a ON a.id = ev.app_id"
+            "         WHERE a.webhook_url IS NOT NULL)"
             " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM ev)",
             3, q, NULL);
         if (!r)
@@ -287,9 +290,12 @@ static int rooms_batch(struct sweep_ctx *s, int *updated)
             "   WHERE id = ANY($1::bigint[]) AND video_room_state = 'ENDED' RETURNING id, app_id),"
             " ev AS ("
             "  INSERT INTO events (app_id, video_room_id, type, from_state, to_state, actor)"
-            "  SELECT app_id, id, 'video_room_state', 'ENDED', 'ARCHIVED', $2 FROM u RETURNING id),"
+            "  SELECT app_id, id, 'video_room_state', 'ENDED', 'ARCHIVED', $2 FROM u RETURNING id, app_id),"
+            " wh AS (INSERT INTO webhook_deliveries (app_id, event_id)"
+            "        SELECT ev.app_id, ev.id FROM ev JOIN apps a ON a.id = ev.app_id"
+            "         WHERE a.webhook_url IS NOT NULL),"
             " n AS (SELECT pg_notify('castgate', json_build_object('type', 'room_archived',"
-            "                                                        'roomId', id)::text) FROM u)"
+            "                     'roomId', id, 'keyId', NULL, 'node', NULL)::text) FROM u)"
             " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM ev), (SELECT count(*) FROM n)",
             2, q, NULL);
         if (!r)

@@ -532,6 +532,7 @@ static void test_recording_rows_move_through_their_states(void **state)
 {
     (void)state;
     struct fixture f = make_room(20, "LIVE", 0);
+    sqlv("UPDATE apps SET webhook_url = 'http://127.0.0.1:9/hook' WHERE id = %" PRId64, f.app);
     struct recording_new in = {.room_id = f.room, .node_id = "test-node", .actor = "test"};
     struct recording_row row;
     assert_int_equal(recordings_create(g_c, &in, &row), 0);
@@ -575,6 +576,13 @@ static void test_recording_rows_move_through_their_states(void **state)
     assert_true(room.expires_at <= room.now && room.expires_at >= room.now - 5);
     assert_true(room.expires_at_iso[0] != 0);
     free(rows);
+    /* every recording event was queued for the app's webhook (API-10) */
+    int64_t nev = sqlv("SELECT count(*) FROM events WHERE video_room_id = %" PRId64
+                       " AND type LIKE 'recording%%'", f.room);
+    assert_int_equal(nev, 5); /* started, stopped, READY, started, FAILED */
+    assert_int_equal(sqlv("SELECT count(*) FROM webhook_deliveries w JOIN events e ON e.id = w.event_id"
+                          " WHERE e.video_room_id = %" PRId64 " AND e.type LIKE 'recording%%'", f.room),
+                     nev);
     /* another app cannot see the room */
     assert_int_equal(recordings_list_for_room(g_c, f.app + 100000000, f.room, 21600, &room, &rows, &n),
                      RECORDINGS_NOT_FOUND);
