@@ -76,11 +76,68 @@ static int64_t measure_duration_ms(const char *path)
     return best;
 }
 
+#define FIN_PRELUDE_MAX 4096          /* packets held back to find the first pts */
+#define FIN_PRELUDE_US (2 * AV_TIME_BASE)
+
+struct remux {
+    AVFormatContext *ic, *oc;
+    int *map;                /* input stream → output stream, -1 = dropped */
+    int64_t *last_dur;       /* per input stream, input time base: last dts step */
+    int64_t *prev_dts;       /* per input stream */
+    int64_t shift_us;        /* subtracted from every timestamp */
+    struct finalize_result *out;
+    const char *tmp;
+};
+
+/* Writes pkt (input time base) shifted by -shift_us into the output. The mov
+ * demuxer gives the samples of a fragmented file no duration; the muxer takes
+ * them from dts differences except for the last sample, which sets the track
+ * end (and the edit list): each packet without one gets its stream's previous
+ * dts step, so the last frame is still covered. */
+static int write_shifted(struct remux *m, AVPacket *pkt)
+{
+    int si = pkt->stream_index;
+    AVStream *ist = m->ic->streams[si];
+    AVStream *ost = m->oc->streams[m->map[si]];
+    if (m->prev_dts[si] != AV_NOPTS_VALUE && pkt->dts > m->prev_dts[si])
+        m->last_dur[si] = pkt->dts - m->prev_dts[si];
+    m->prev_dts[si] = pkt->dts;
+    if (pkt->duration <= 0)
+        pkt->duration = m->last_dur[si];
+    int64_t shift = av_rescale_q(m->shift_us, AV_TIME_BASE_Q, ist->time_base);
+    if (pkt->pts != AV_NOPTS_VALUE)
+        pkt->pts -= shift;
+    pkt->dts -= shift;
+    av_packet_rescale_ts(pkt, ist->time_base, ost->time_base);
+    pkt->stream_index = m->map[si];
+    pkt->pos = -1;
+    int ret = av_interleaved_write_frame(m->oc, pkt); /* takes the packet's data */
+    if (ret < 0) {
+        reason_av(m->out, "write", m->tmp, ret);
+        return -1;
+    }
+    m->out->packets++;
+    return 0;
+}
+
+static int write_prelude(struct remux *m, AVPacket **prelude, int *n)
+{
+    int rc = 0;
+    for (int i = 0; i < *n; i++) {
+        if (rc == 0 && write_shifted(m, prelude[i]) != 0)
+            rc = -1;
+        av_packet_free(&prelude[i]);
+    }
+    *n = 0;
+    return rc;
+}
+
 int finalizer_remux(const char *src, const char *dst, struct finalize_result *out)
 {
     memset(out, 0, sizeof *out);
     AVFormatContext *ic = NULL, *oc = NULL;
-    AVPacket *pkt = NULL;
+    AVPacket *pkt = NULL, **prelude = NULL;
+    int64_t *last_dur = NULL;
     AVDictionary *opts = NULL;
     int *map = NULL;
     bool tmp_created = false;
@@ -137,10 +194,25 @@ int finalizer_remux(const char *src, const char *dst, struct finalize_result *ou
         goto fail;
     }
     pkt = av_packet_alloc();
-    if (!pkt) {
+    prelude = calloc(FIN_PRELUDE_MAX, sizeof *prelude);
+    last_dur = calloc(2 * (size_t)ic->nb_streams, sizeof *last_dur);
+    struct remux m = {.ic = ic, .oc = oc, .map = map, .last_dur = last_dur,
+                      .prev_dts = last_dur ? last_dur + ic->nb_streams : NULL, .out = out, .tmp = tmp};
+    if (!pkt || !prelude || !last_dur) {
         reason_av(out, "remux", src, AVERROR(ENOMEM));
         goto fail;
     }
+    for (unsigned i = 0; i < ic->nb_streams; i++)
+        m.prev_dts[i] = AV_NOPTS_VALUE;
+    /* The first presented sample becomes time 0: the packets of the first
+     * FIN_PRELUDE_US are held back to find the smallest pts (B-frames and
+     * open-GOP leading pictures come after the keyframe in decode order), then
+     * everything is shifted by it. The muxer then writes an edit list for the
+     * reordering delay, as an encoder's own file has, and players show every
+     * frame including the last one. */
+    int64_t min_pts_us = INT64_MAX, first_dts_us = AV_NOPTS_VALUE;
+    bool shifting = false;
+    int nprelude = 0;
     for (;;) {
         ret = av_read_frame(ic, pkt);
         if (ret == AVERROR_EOF)
@@ -150,8 +222,7 @@ int finalizer_remux(const char *src, const char *dst, struct finalize_result *ou
              * before it (REC-1). */
             char e[AV_ERROR_MAX_STRING_SIZE];
             av_strerror(ret, e, sizeof e);
-            log_info("finalizer: %s ends early (%s): keeping %lld samples", src, e,
-                     (long long)out->packets);
+            log_info("finalizer: %s ends early (%s): keeping what came before", src, e);
             break;
         }
         if (pkt->flags & AV_PKT_FLAG_CORRUPT) {
@@ -159,21 +230,40 @@ int finalizer_remux(const char *src, const char *dst, struct finalize_result *ou
             av_packet_unref(pkt);
             break;
         }
-        if ((unsigned)pkt->stream_index >= ic->nb_streams || map[pkt->stream_index] < 0) {
+        if ((unsigned)pkt->stream_index >= ic->nb_streams || map[pkt->stream_index] < 0 ||
+            pkt->dts == AV_NOPTS_VALUE) {
             av_packet_unref(pkt);
             continue;
         }
-        AVStream *ist = ic->streams[pkt->stream_index];
-        AVStream *ost = oc->streams[map[pkt->stream_index]];
-        av_packet_rescale_ts(pkt, ist->time_base, ost->time_base);
-        pkt->stream_index = map[pkt->stream_index];
-        pkt->pos = -1;
-        if ((ret = av_interleaved_write_frame(oc, pkt)) < 0) {
-            reason_av(out, "write", tmp, ret);
-            goto fail;
+        if (!shifting) {
+            AVRational tb = ic->streams[pkt->stream_index]->time_base;
+            int64_t pts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+            int64_t pts_us = av_rescale_q(pts, tb, AV_TIME_BASE_Q);
+            int64_t dts_us = av_rescale_q(pkt->dts, tb, AV_TIME_BASE_Q);
+            if (pts_us < min_pts_us)
+                min_pts_us = pts_us;
+            if (first_dts_us == AV_NOPTS_VALUE)
+                first_dts_us = dts_us;
+            prelude[nprelude] = av_packet_alloc();
+            if (!prelude[nprelude]) {
+                reason_av(out, "remux", src, AVERROR(ENOMEM));
+                goto fail;
+            }
+            av_packet_move_ref(prelude[nprelude++], pkt);
+            if (nprelude < FIN_PRELUDE_MAX && dts_us - first_dts_us < FIN_PRELUDE_US)
+                continue;
+            shifting = true;
+            m.shift_us = min_pts_us;
+            if (write_prelude(&m, prelude, &nprelude) != 0)
+                goto fail;
+            continue;
         }
-        out->packets++;
+        if (write_shifted(&m, pkt) != 0)
+            goto fail;
     }
+    m.shift_us = min_pts_us == INT64_MAX ? 0 : min_pts_us;
+    if (!shifting && write_prelude(&m, prelude, &nprelude) != 0)
+        goto fail;
     if (out->packets == 0) {
         REASON(out, "no media in %s", src);
         goto fail;
@@ -203,6 +293,8 @@ int finalizer_remux(const char *src, const char *dst, struct finalize_result *ou
     if (out->duration_ms < 0)
         out->duration_ms = 0;
     av_packet_free(&pkt);
+    free(prelude);
+    free(last_dur);
     av_dict_free(&opts);
     free(map);
     avformat_free_context(oc);
@@ -211,6 +303,12 @@ fail:
     if (!out->reason[0])
         REASON(out, "remux of %s failed", src);
     av_packet_free(&pkt);
+    if (prelude) {
+        for (int i = 0; i < FIN_PRELUDE_MAX; i++)
+            av_packet_free(&prelude[i]);
+        free(prelude);
+    }
+    free(last_dur);
     av_dict_free(&opts);
     free(map);
     if (oc) {

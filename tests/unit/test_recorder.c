@@ -29,6 +29,7 @@
 
 #include <cmocka.h>
 #include <event2/event.h>
+#include <libavformat/avformat.h>
 
 #include "core/bytes.h"
 #include "core/loop.h"
@@ -90,7 +91,8 @@ static const char *media(const char *name)
     static char path[8][PATH_MAX];
     static int next;
     char *p = path[next++ % 8];
-    fmtbuf(p, PATH_MAX, "%s/%s.flv", g_media, name);
+    bool mp4 = strcmp(name, "hevc4") == 0 || strcmp(name, "av1_4") == 0;
+    fmtbuf(p, PATH_MAX, "%s/%s.%s", g_media, name, mp4 ? "mp4" : "flv");
     if (access(p, R_OK) == 0)
         return p;
     int rc;
@@ -103,6 +105,13 @@ static const char *media(const char *name)
         rc = sh("ffmpeg -v error -y -f lavfi -i testsrc=size=640x360:rate=30 -f lavfi -i "
                 "sine=frequency=880:sample_rate=44100 -t 4 -c:v libx264 -preset veryfast -g 30 "
                 "-pix_fmt yuv420p -c:a aac -b:a 96k -ac 2 -f flv %s.tmp && mv %s.tmp %s", p, p, p);
+    else if (strcmp(name, "hevc4") == 0)
+        rc = sh("ffmpeg -v error -y -f lavfi -i testsrc=size=640x360:rate=30 -t 4 -c:v libx265 "
+                "-preset ultrafast -x265-params log-level=error -tag:v hvc1 -g 30 -f mp4 %s.tmp && "
+                "mv %s.tmp %s", p, p, p);
+    else if (strcmp(name, "av1_4") == 0)
+        rc = sh("ffmpeg -v error -y -f lavfi -i testsrc=size=320x240:rate=30 -t 4 -c:v libsvtav1 "
+                "-preset 12 -g 30 -f mp4 %s.tmp 2>/dev/null && mv %s.tmp %s", p, p, p);
     else if (strcmp(name, "clip60") == 0)
         rc = sh("ffmpeg -v error -y -stream_loop 5 -i %s -c copy -f flv %s.tmp && mv %s.tmp %s",
                 media("clip10"), p, p, p);
@@ -127,10 +136,15 @@ struct clip {
     size_t n;
     int64_t last_dts;
     size_t video_frames, audio_frames;
+    uint8_t **owned;   /* copies made by clip_load_mp4 */
+    size_t nowned;
 };
 
 static void clip_free(struct clip *c)
 {
+    for (size_t i = 0; i < c->nowned; i++)
+        free(c->owned[i]);
+    free(c->owned);
     free(c->buf);
     free(c->ev);
     memset(c, 0, sizeof *c);
@@ -211,6 +225,70 @@ static void clip_load(const char *path, struct clip *c)
         c->n++;
     }
     assert_true(c->n > 10);
+}
+
+
+static const uint8_t *own(struct clip *c, const uint8_t *data, size_t len)
+{
+    uint8_t *p = malloc(len ? len : 1);
+    assert_non_null(p);
+    memcpy(p, data, len);
+    c->owned = realloc(c->owned, (c->nowned + 1) * sizeof *c->owned);
+    c->owned[c->nowned++] = p;
+    return p;
+}
+
+/* An MP4 read with libavformat into the same events (HEVC: hvcC + length-
+ * prefixed NAL units; AV1: av1C + OBUs — what ingest hands over for Enhanced
+ * RTMP). Width/height are left 0: the recorder must find them itself. */
+static void clip_load_mp4(const char *path, struct clip *c)
+{
+    memset(c, 0, sizeof *c);
+    AVFormatContext *ic = NULL;
+    assert_int_equal(avformat_open_input(&ic, path, NULL, NULL), 0);
+    size_t cap = 1024;
+    c->ev = calloc(cap, sizeof *c->ev);
+    for (unsigned i = 0; i < ic->nb_streams; i++) {
+        AVCodecParameters *par = ic->streams[i]->codecpar;
+        struct media_event *e = &c->ev[c->n++];
+        memset(e, 0, sizeof *e);
+        e->is_config = true;
+        e->cfg.kind = par->codec_type == AVMEDIA_TYPE_AUDIO ? MEDIA_KIND_AUDIO : MEDIA_KIND_VIDEO;
+        e->cfg.codec = par->codec_id == AV_CODEC_ID_HEVC ? MEDIA_CODEC_HEVC
+                       : par->codec_id == AV_CODEC_ID_AV1 ? MEDIA_CODEC_AV1
+                       : par->codec_id == AV_CODEC_ID_AAC ? MEDIA_CODEC_AAC
+                                                          : MEDIA_CODEC_H264;
+        e->cfg.extradata = own(c, par->extradata, (size_t)par->extradata_size);
+        e->cfg.extradata_len = (size_t)par->extradata_size;
+        fmtbuf(e->cfg.codec_string, sizeof e->cfg.codec_string, "%s", avcodec_get_name(par->codec_id));
+    }
+    AVPacket *pkt = av_packet_alloc();
+    while (av_read_frame(ic, pkt) >= 0) {
+        if (c->n == cap) {
+            cap *= 2;
+            c->ev = realloc(c->ev, cap * sizeof *c->ev);
+        }
+        AVStream *st = ic->streams[pkt->stream_index];
+        struct media_event *e = &c->ev[c->n++];
+        memset(e, 0, sizeof *e);
+        bool audio = st->codecpar->codec_type == AVMEDIA_TYPE_AUDIO;
+        e->frame.kind = audio ? MEDIA_KIND_AUDIO : MEDIA_KIND_VIDEO;
+        e->frame.dts_ms = av_rescale_q(pkt->dts, st->time_base, (AVRational){1, 1000});
+        e->frame.cts_ms = (int32_t)(av_rescale_q(pkt->pts, st->time_base, (AVRational){1, 1000}) -
+                                    e->frame.dts_ms);
+        e->frame.keyframe = audio || (pkt->flags & AV_PKT_FLAG_KEY);
+        e->frame.data = own(c, pkt->data, (size_t)pkt->size);
+        e->frame.len = (size_t)pkt->size;
+        if (audio)
+            c->audio_frames++;
+        else
+            c->video_frames++;
+        if (e->frame.dts_ms > c->last_dts)
+            c->last_dts = e->frame.dts_ms;
+        av_packet_unref(pkt);
+    }
+    av_packet_free(&pkt);
+    avformat_close_input(&ic);
 }
 
 /* --- MP4 box walk --------------------------------------------------------- */
@@ -536,6 +614,48 @@ static void test_recorder_writes_playable_file_with_clip_duration(void **state)
     clip_free(&clip);
 }
 
+
+/* ING-5: HEVC and AV1 (Enhanced RTMP) are recorded too; the picture size is
+ * read from the first keyframe when the config did not carry it. */
+static void test_recorder_records_hevc_and_av1(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *clip, *codec;
+        int width;
+    } cases[] = {
+        {"hevc4", "hevc", 640},
+        {"av1_4", "av1", 320},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct clip clip;
+        clip_load_mp4(media(cases[i].clip), &clip);
+        struct run r;
+        memset(&r, 0, sizeof r);
+        r.clip = &clip;
+        fmtbuf(r.path, sizeof r.path, "%s/%s/1.mp4", g_work, cases[i].clip);
+        run_scenario(&r);
+        assert_int_equal(r.error_calls, 0);
+        assert_int_equal(r.closed_error[0], 0);
+        double d = probe_duration(r.path);
+        if (d < 3.9 || d > 4.1)
+            fail_msg("%s: duration %.3f", cases[i].clip, d);
+        char cmd[PATH_MAX + 200];
+        fmtbuf(cmd, sizeof cmd, "ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width "
+               "-of csv=p=0 '%s' | grep -qx '%s,%d'", r.path, cases[i].codec, cases[i].width);
+        if (sh("%s", cmd) != 0)
+            fail_msg("%s: codec/width not as expected", cases[i].clip);
+        assert_int_equal(decoded_video_frames(r.path), (long)clip.video_frames);
+        /* and it finalizes */
+        struct finalize_result res;
+        char out[PATH_MAX];
+        fmtbuf(out, sizeof out, "%s.final.mp4", r.path);
+        assert_int_equal(finalizer_remux(r.path, out, &res), 0);
+        assert_int_equal(decoded_video_frames(out), (long)clip.video_frames);
+        clip_free(&clip);
+    }
+}
+
 static void test_recorder_codec_change_closes_file_and_starts_next(void **state)
 {
     (void)state;
@@ -849,6 +969,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recorder_writes_playable_file_with_clip_duration),
+        cmocka_unit_test(test_recorder_records_hevc_and_av1),
         cmocka_unit_test(test_recorder_codec_change_closes_file_and_starts_next),
         cmocka_unit_test(test_recorder_kill9_leaves_file_playable_up_to_last_fragment),
         cmocka_unit_test(test_finalize_puts_moov_before_mdat_and_keeps_duration),
