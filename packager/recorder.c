@@ -268,7 +268,8 @@ static int add_stream(struct recorder *r, int k)
 static int open_file(struct recorder *r)
 {
     struct fw_file_cb cb = {.loop = r->cfg.loop, .ctx = r, .on_error = on_file_error};
-    r->file = file_writer_open(r->writer, r->path, &cb);
+    if (!r->file) /* kept when only the muxer is rebuilt before the header */
+        r->file = file_writer_open(r->writer, r->path, &cb);
     if (!r->file) {
         log_error("recorder: out of memory opening %s", r->path);
         r->state = REC_FAILED;
@@ -724,6 +725,16 @@ int recorder_codec_config(struct recorder *r, const struct media_codec_config *c
     if (same_config(&r->codec[k], c))
         return 0;
     int rc = 0;
+    if (r->state == REC_OPEN && !r->header_written) {
+        /* Nothing written yet: rebuild the muxer with the new config, same file. */
+        teardown_muxer(r);
+        r->state = REC_WAIT;
+        if (store_config(r, c) != 0)
+            return -1;
+        if (open_file(r) != 0)
+            return -1;
+        return 0;
+    }
     if (r->state == REC_OPEN) {
         log_info("recorder: %s config %s path=%s: closing the file, next one follows",
                  kind_name(k), r->tr[k].stream >= 0 ? "changed" : "appeared", r->path);
