@@ -52,7 +52,7 @@ BENCH_SRCS := $(sort $(wildcard bench/*.c))
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
 MIGRATIONS := $(sort $(wildcard storage/migrations/*.sql))
-WEB_ASSETS := $(sort $(wildcard web/*.html web/*.js web/*.css))
+WEB_ASSETS := $(sort $(wildcard web/*.html web/*.js web/*.css)) api/openapi.yaml
 
 .PHONY: all run test unit e2e fuzz fuzz-smoke bench clean deps check-deps
 all: $(BUILD)/castgate

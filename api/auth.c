@@ -164,6 +164,35 @@ int api_job_read_body(struct api_job *j)
     return 0;
 }
 
+int api_job_query(struct api_job *j, const char *name, const char **out)
+{
+    const char *v = api_query(j->r, name);
+    *out = NULL;
+    if (!v)
+        return 0;
+    size_t n = strlen(v);
+    if (n > 500 || !ju_utf8_valid(v, n)) {
+        api_job_fail(j, 400, "INVALID_PARAMETER", "%s must be UTF-8 text of at most 500 bytes",
+                     name);
+        snprintf(j->err.field, sizeof j->err.field, "%s", name);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int api_job_path(struct api_job *j, const struct route_params *p, const char *name, bool want_id,
+                 const char *not_found_code, const char *what)
+{
+    const char *v = route_param(p, name);
+    if (!v || !ju_utf8_valid(v, strlen(v)))
+        return api_job_fail(j, 404, not_found_code, "%s does not exist", what);
+    snprintf(j->param, sizeof j->param, "%s", v);
+    if (want_id && !ju_parse_id(v, &j->id))
+        return api_job_fail(j, 404, not_found_code, "%s does not exist", what);
+    return 0;
+}
+
 /* db thread: who is calling? */
 static void authenticate(PGconn *c, struct api_job *j)
 {

@@ -90,6 +90,15 @@ void api_job_submit(struct api_job *j);
 int api_job_fail(struct api_job *j, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Query parameter `name` (NULL when absent); a value that is not UTF-8 or
+ * longer than 500 bytes stores 400 INVALID_PARAMETER and returns -1. */
+int api_job_query(struct api_job *j, const char *name, const char **out);
+/* Reads the path parameter `name` into j->param and, as an id, j->id.
+ * Not a positive int64 (or not UTF-8) → stores 404 not_found_code and
+ * returns -1. With want_id false only j->param is set (UTF-8 checked). */
+int api_job_path(struct api_job *j, const struct route_params *p, const char *name, bool want_id,
+                 const char *not_found_code, const char *what);
+
 /* Drops every cached credential (tests). */
 void auth_cache_clear(void);
 

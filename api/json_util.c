@@ -437,6 +437,43 @@ int ju_validate_metadata(const json_t *v, struct ju_error *e)
     return 0;
 }
 
+/* --- SQL text ------------------------------------------------------------ */
+
+void ju_query_init(struct ju_query *q, const char *sql)
+{
+    memset(q, 0, sizeof *q);
+    if (snprintf(q->sql, sizeof q->sql, "%s", sql) >= (int)sizeof q->sql)
+        q->overflow = true;
+}
+
+void ju_query_add(struct ju_query *q, const char *fragment, const char *value)
+{
+    const char *mark = strstr(fragment, "$?");
+    size_t len = strlen(q->sql);
+    int w;
+    if (!mark) {
+        w = snprintf(q->sql + len, sizeof q->sql - len, "%s", fragment);
+    } else {
+        if (q->n >= JU_QUERY_MAX_PARAMS) {
+            q->overflow = true;
+            return;
+        }
+        q->params[q->n++] = value;
+        w = snprintf(q->sql + len, sizeof q->sql - len, "%.*s$%d%s", (int)(mark - fragment),
+                     fragment, q->n, mark + 2);
+    }
+    if (w < 0 || (size_t)w >= sizeof q->sql - len)
+        q->overflow = true;
+}
+
+const char *ju_query_i64(struct ju_query *q, int64_t v)
+{
+    /* one slot per parameter position: the next parameter's */
+    int slot = q->n < JU_QUERY_MAX_PARAMS ? q->n : JU_QUERY_MAX_PARAMS - 1;
+    snprintf(q->nums[slot], sizeof q->nums[slot], "%" PRId64, v);
+    return q->nums[slot];
+}
+
 /* --- result columns ------------------------------------------------------ */
 
 json_t *ju_col_string(const PGresult *r, int row, int col)

@@ -95,6 +95,23 @@ int ju_enum_index(const char *value, const char *const *allowed);
  * INVALID_PARAMETER naming the path). */
 int ju_validate_metadata(const json_t *v, struct ju_error *e);
 
+/* --- SQL text with numbered parameters -------------------------------- */
+/* Builds a statement from fixed fragments; values only ever travel as
+ * parameters. A fragment's "$?" becomes the next "$N". */
+#define JU_QUERY_MAX_PARAMS 16
+struct ju_query {
+    char sql[4096];
+    const char *params[JU_QUERY_MAX_PARAMS];
+    int n;
+    bool overflow; /* a fragment did not fit: do not run it */
+    char nums[JU_QUERY_MAX_PARAMS][24];
+};
+void ju_query_init(struct ju_query *q, const char *sql);
+/* Appends fragment; when it holds "$?", value (may be NULL = SQL NULL) is bound. */
+void ju_query_add(struct ju_query *q, const char *fragment, const char *value);
+/* Decimal text of v kept inside q (for ju_query_add). */
+const char *ju_query_i64(struct ju_query *q, int64_t v);
+
 /* --- result columns → JSON (NULL → null) ------------------------------- */
 json_t *ju_col_string(const PGresult *r, int row, int col);
 json_t *ju_col_int(const PGresult *r, int row, int col);

@@ -449,7 +449,9 @@ static void on_publish(void *ctx, struct rtmp_session *sess, const struct rtmp_p
     s->loop = rtmp_session_loop(sess);
     atomic_init(&s->refs, 1); /* the session's reference, dropped in on_close */
     s->state = GW_AUTHORIZING;
-    s->expect_audio = s->expect_video = true;
+    /* Unknown until onMetaData says: an expected-but-absent track would hold
+     * the first init back (the segmenter waits for it). */
+    s->expect_audio = s->expect_video = false;
     snprintf(s->peer, sizeof s->peer, "%s", rtmp_session_peer(sess));
     snprintf(s->key_hint, sizeof s->key_hint, "%.4s", info->stream_key);
     rtmp_session_set_userdata(sess, s);

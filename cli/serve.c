@@ -17,6 +17,11 @@
 #include <unistd.h>
 
 #include "api/health.h"
+#include "api/members.h"
+#include "api/openapi.h"
+#include "api/room_status.h"
+#include "api/stream_keys.h"
+#include "api/video_rooms.h"
 #include "api/hls_delivery.h"
 #include "api/hls_routes.h"
 #include "broadcast/gateway.h"
@@ -87,6 +92,31 @@ static void register_routes(struct router *r)
 {
     router_add(r, "GET", "/healthz", health_handle);
     router_add(r, "GET", "/metrics", metrics_handle);
+    /* Admin API (SPEC §6) */
+    router_add(r, "GET", "/v2/openapi.yaml", openapi_handle);
+    router_add(r, "POST", "/v2/apps/me/members", members_handle_create);
+    router_add(r, "GET", "/v2/apps/me/members", members_handle_list);
+    router_add(r, "GET", "/v2/apps/me/members/{appUserId}", members_handle_get);
+    router_add(r, "PATCH", "/v2/apps/me/members/{appUserId}", members_handle_patch);
+    router_add(r, "DELETE", "/v2/apps/me/members/{appUserIds}", members_handle_delete);
+    router_add(r, "GET", "/v2/apps/me/members/{appUserId}/stream-key", stream_keys_handle_member_key);
+    router_add(r, "GET", "/v2/apps/me/stream-keys", stream_keys_handle_list);
+    router_add(r, "GET", "/v2/apps/me/stream-keys/{streamKeyId}", stream_keys_handle_get);
+    router_add(r, "POST", "/v2/apps/me/stream-keys/{streamKeyId}/reissue", stream_keys_handle_reissue);
+    router_add(r, "POST", "/v2/apps/me/stream-keys/{streamKeyId}/force-terminate",
+               stream_keys_handle_force_terminate);
+    router_add(r, "POST", "/v2/apps/me/video-rooms", video_rooms_handle_create);
+    router_add(r, "GET", "/v2/apps/me/video-rooms", video_rooms_handle_list);
+    router_add(r, "GET", "/v2/apps/me/video-rooms/{videoRoomId}", video_rooms_handle_get);
+    router_add(r, "PATCH", "/v2/apps/me/video-rooms/{videoRoomId}", video_rooms_handle_patch);
+    router_add(r, "DELETE", "/v2/apps/me/video-rooms/{videoRoomId}", video_rooms_handle_delete);
+    router_add(r, "POST", "/v2/apps/me/video-rooms/{videoRoomId}/rtmp-broadcast/state/live",
+               video_rooms_handle_start);
+    router_add(r, "POST", "/v2/apps/me/video-rooms/{videoRoomId}/rtmp-broadcast/state/ended",
+               video_rooms_handle_end);
+    router_add(r, "GET", "/v2/apps/me/video-rooms/{videoRoomId}/status", room_status_handle_v2);
+    router_add(r, "GET", "/v1/room/{roomId}/status", room_status_handle_v1);
+    router_add(r, "GET", "/v1/room/{*rest}", room_status_handle_v1_other);
     router_add(r, "GET", "/hls/rooms/{id}/{file}", hls_rooms_handle);
     router_add(r, "GET", "/hls/keys/{id}/{file}", hls_keys_handle);
     recordings_api_routes(r);

@@ -32,6 +32,9 @@
 /* Backwards steps up to this (or one frame, if longer) are jitter, not a
  * discontinuity: the frame is moved just after its predecessor. */
 #define MIN_JITTER_MS 10
+/* Composition offsets are clamped to this (B-frame delays are well below). */
+#define MAX_CTS_MS 10000
+#define MAX_INPUT_MS (1LL << 52)
 /* PROGRAM-DATE-TIME re-anchors when arrival drifts this far from media time. */
 #define WALL_DRIFT_US 1000000LL
 
@@ -182,8 +185,8 @@ struct cmaf_segmenter *cmaf_segmenter_new(const struct cmaf_segmenter_config *cf
         bad = "part_target_ms too small (>= 50)";
     else if (cfg->max_buffer < (1u << 20))
         bad = "max_buffer below 1 MiB";
-    else if (cfg->jump_threshold_ms < 100)
-        bad = "jump_threshold_ms below 100";
+    else if (cfg->jump_threshold_ms < 100 || cfg->jump_threshold_ms > 60000)
+        bad = "jump_threshold_ms out of range (100..60000)";
     if (bad) {
         if (err && errlen)
             snprintf(err, errlen, "cmaf_segmenter: %s", bad);
@@ -476,9 +479,17 @@ static int cut_and_write(struct cmaf_segmenter *s, struct qframe *f, int kind)
         .keyframe = kind == A ? true : f->key, .data = f->data, .len = f->len,
     };
     rc = cmaf_muxer_write(s->mux, &smp);
+    if (rc == -EINVAL || rc == -ENOSPC) {
+        /* A sample the muxer cannot take (should not happen: timestamps are
+         * normalized above): drop it rather than the stream. */
+        log_warn("cmaf_segmenter: muxer refused %s frame dts=%lld dur=%lld len=%zu: %s",
+                 kind_name(kind), (long long)f->dts, (long long)f->dur, f->len, strerror(-rc));
+        s->stats.frames_dropped++;
+        return 0;
+    }
     if (rc < 0) {
-        log_error("cmaf_segmenter: muxer refused %s frame dts=%lld dur=%lld: %d", kind_name(kind),
-                  (long long)f->dts, (long long)f->dur, rc);
+        log_error("cmaf_segmenter: muxer failed on %s frame dts=%lld: %s", kind_name(kind),
+                  (long long)f->dts, strerror(-rc));
         return rc;
     }
     t->mux_have = true;
@@ -748,6 +759,13 @@ static int64_t normalize(struct cmaf_segmenter *s, int k, int64_t in, bool *disc
     int64_t m;
 
     *disc = false;
+    /* Input beyond ±2^52 ms (142,000 years) is garbage; clamping keeps every
+     * sum below well inside int64 (the output never moves by more than the
+     * jump threshold per frame). */
+    if (in > MAX_INPUT_MS)
+        in = MAX_INPUT_MS;
+    else if (in < -MAX_INPUT_MS)
+        in = -MAX_INPUT_MS;
     if (!t->have) {
         if (!u->have) {
             t->off_ms = s->cfg.start_time_us / 1000 - in;
@@ -833,7 +851,8 @@ int cmaf_segmenter_frame(struct cmaf_segmenter *s, const struct media_frame *f)
     q->disc = disc;
     q->wall_us = now_wall(s);
     if (f->kind == V) {
-        int64_t cts = f->cts_ms > 0 ? f->cts_ms : 0;  /* pts >= dts (no edit lists) */
+        /* pts >= dts (trun v0, no edit lists); a negative offset becomes 0 */
+        int64_t cts = f->cts_ms < 0 ? 0 : f->cts_ms > MAX_CTS_MS ? MAX_CTS_MS : f->cts_ms;
         q->dts = m * (CMAF_MUXER_VIDEO_TIMESCALE / 1000);
         q->pts = q->dts + cts * (CMAF_MUXER_VIDEO_TIMESCALE / 1000);
     } else {

@@ -197,6 +197,7 @@ struct expect {
     uint64_t first_msn;
     bool video;            /* segments must start with a video sync sample */
     bool gaps;             /* the input has gaps: tfdt may move ahead */
+    int audio_rate;        /* nonzero: each A/V part holds the audio of its time range */
 };
 
 /* CMAF_TEST_VERBOSE=1 prints what the sink received. */
@@ -311,6 +312,22 @@ static void check_boxes(const struct collector *c, const struct expect *e)
                         (unsigned long long)tf->duration, tf->first_is_sync);
             have[id] = true;
             expect_tfdt[id] = tf->tfdt + tf->duration;
+        }
+        /* Interleaving: the audio in a part covers the part's time range, to
+         * within one AAC frame (its samples start at or after the boundary). */
+        if (e->audio_rate && m.ntraf == 2) {
+            int64_t a0 = (int64_t)m.traf[1].tfdt * 1000000 / e->audio_rate;
+            int64_t a1 = (int64_t)(m.traf[1].tfdt + m.traf[1].duration) * 1000000 / e->audio_rate;
+            int64_t frame = 1024LL * 1000000 / e->audio_rate + 1000;
+            int64_t end = cp->p.start_us + cp->p.duration_us;
+            if (i > 0 && !(a0 >= cp->p.start_us - 1000 && a0 < cp->p.start_us + frame))
+                fprintf(stderr, "part %zu: audio starts at %lld, part at %lld\n", i, (long long)a0,
+                        (long long)cp->p.start_us);
+            /* (the source's audio starts 44 ms after its video) */
+            if (i > 0)
+                assert_true(a0 >= cp->p.start_us - 1000 && a0 < cp->p.start_us + frame);
+            if (i + 1 < c->nparts)
+                assert_true(a1 > end - frame && a1 < end + frame);
         }
         /* Track 1 is video when the init has video: its tfdt is the part's start. */
         const struct c_init *in = &c->inits[cp->init];
@@ -452,7 +469,8 @@ static void test_h264_aac_flv_is_cut_at_keyframes_and_decodes(void **state)
     load_flv("av.flv", &flv);
     for (size_t ci = 0; ci < sizeof(av_cases) / sizeof(av_cases[0]); ci++) {
         struct collector c = { 0 };
-        struct expect e = { av_cases[ci].seg_ms, av_cases[ci].part_ms, av_cases[ci].first_msn, true, false };
+        struct expect e = { av_cases[ci].seg_ms, av_cases[ci].part_ms, av_cases[ci].first_msn, true,
+                            false, 44100 };
         struct cmaf_segmenter *s = new_seg(&c, e.seg_ms, e.part_ms, e.first_msn);
         g_av_warnings = 0;
         feed_flv(s, &flv, 320, 240, NULL, NULL);
@@ -554,7 +572,7 @@ static void test_audio_only_and_video_only_streams(void **state)
         struct cmaf_test_flv flv;
         load_flv(cases[ci].file, &flv);
         struct collector c = { 0 };
-        struct expect e = { 2000, 500, 0, cases[ci].video, false };
+        struct expect e = { .seg_ms = 2000, .part_ms = 500, .first_msn = 0, .video = cases[ci].video, .gaps = false };
         struct cmaf_segmenter *s = new_seg(&c, 2000, 500, 0);
         g_av_warnings = 0;
         feed_flv(s, &flv, 320, 240, NULL, NULL);
@@ -647,7 +665,7 @@ static void test_timestamp_jumps_become_discontinuities_without_bogus_durations(
     load_flv("av.flv", &flv);
     for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
         struct collector c = { 0 };
-        struct expect e = { 2000, 500, 0, true, false };
+        struct expect e = { .seg_ms = 2000, .part_ms = 500, .first_msn = 0, .video = true, .gaps = false };
         struct cmaf_segmenter *s = new_seg(&c, 2000, 500, 0);
         struct jump_ctx jc = { &cases[ci].j, 0, -1 };
         g_av_warnings = 0;
@@ -709,7 +727,7 @@ static void test_small_jitter_is_not_a_discontinuity(void **state)
         assert_int_equal(cmaf_segmenter_frame(s, &f), 0);
     }
     assert_int_equal(cmaf_segmenter_flush(s), 0);
-    struct expect e = { 2000, 500, 0, false, false };
+    struct expect e = { .seg_ms = 2000, .part_ms = 500, .first_msn = 0, .video = false, .gaps = false };
     check_numbers(&c, &e);
     check_boxes(&c, &e);
     for (size_t g = 0; g < c.nsegs; g++)
@@ -744,7 +762,7 @@ static void test_resolution_change_makes_new_init_and_both_halves_decode(void **
     size_t first_new = c.parts[c.inits[1].parts_before].p.msn - 3;
     for (size_t g = 0; g < c.nsegs; g++)
         assert_int_equal(c.segs[g].discontinuity, g == first_new);
-    struct expect e = { 2000, 500, 3, true, false };
+    struct expect e = { .seg_ms = 2000, .part_ms = 500, .first_msn = 3, .video = true, .gaps = false };
     check_numbers(&c, &e);
     check_boxes(&c, &e);
     char p1[128], p2[128];
@@ -804,7 +822,7 @@ static void test_first_init_waits_for_a_late_audio_config(void **state)
     assert_int_equal(cmaf_segmenter_flush(s), 0);
     assert_int_equal(c.ninit, 1);
     assert_int_equal(c.inits[0].ntracks, 2);
-    struct expect e = { 2000, 500, 0, true, false };
+    struct expect e = { .seg_ms = 2000, .part_ms = 500, .first_msn = 0, .video = true, .gaps = false };
     check_numbers(&c, &e);
     check_boxes(&c, &e);
     cmaf_segmenter_free(s);
@@ -849,7 +867,7 @@ static void test_track_appearing_later_makes_a_new_init(void **state)
     assert_int_equal(c.inits[0].ntracks, 1);
     assert_int_equal(c.inits[1].ntracks, 2);
     assert_true(c.inits[1].disc);
-    struct expect e = { 2000, 500, 0, true, false };
+    struct expect e = { .seg_ms = 2000, .part_ms = 500, .first_msn = 0, .video = true, .gaps = false };
     check_numbers(&c, &e);
     check_boxes(&c, &e);
     char p1[128], p2[128];
@@ -889,7 +907,7 @@ static void test_frames_before_first_keyframe_and_unconfigured_tracks_are_droppe
     cmaf_segmenter_get_stats(s, &st);
     assert_true(st.frames_dropped >= 50);   /* 50 video + ~86 audio frames before 2 s */
     assert_int_equal(c.nsegs, 3);
-    struct expect e = { 2000, 500, 0, true, false };
+    struct expect e = { .seg_ms = 2000, .part_ms = 500, .first_msn = 0, .video = true, .gaps = false };
     check_numbers(&c, &e);
     check_boxes(&c, &e);
     cmaf_segmenter_free(s);
@@ -1007,7 +1025,7 @@ static void test_hevc_and_av1_are_packaged(void **state)
         assert_int_equal(c.ninit, 1);
         /* the sample entry names the codec as HLS wants it */
         assert_non_null(memmem(c.inits[0].data, c.inits[0].len, cases[ci].tag, 4));
-        struct expect e = { 1000, 250, 0, true, false };
+        struct expect e = { .seg_ms = 1000, .part_ms = 250, .first_msn = 0, .video = true, .gaps = false };
         check_numbers(&c, &e);
         check_boxes(&c, &e);
         assert_int_equal(c.nsegs, 2);
@@ -1074,7 +1092,7 @@ static void test_a_stalled_audio_track_does_not_hold_video_back(void **state)
         int64_t end_ms = (c.parts[i].p.start_us + c.parts[i].p.duration_us) / 1000;
         assert_true(c.parts[i].fed_ms - end_ms <= 1100);
     }
-    struct expect e = { 2000, 500, 0, true, true };
+    struct expect e = { .seg_ms = 2000, .part_ms = 500, .first_msn = 0, .video = true, .gaps = true };
     check_numbers(&c, &e);
     check_boxes(&c, &e);
     for (size_t g = 0; g < c.nsegs; g++)
@@ -1128,7 +1146,7 @@ static void test_reconnect_continues_msn_and_media_time(void **state)
     assert_true(c2.segs[0].discontinuity);
     assert_int_equal(c2.segs[0].msn, 102);
     assert_true(llabs(c2.segs[0].start_us - end) < 1000);
-    struct expect e = { 2000, 500, 102, true, false };
+    struct expect e = { .seg_ms = 2000, .part_ms = 500, .first_msn = 102, .video = true, .gaps = false };
     check_numbers(&c2, &e);
     check_boxes(&c2, &e);
     cmaf_segmenter_free(s1);
@@ -1182,7 +1200,7 @@ static void test_flush_then_more_frames_and_repeated_configs(void **state)
     assert_true(c.segs[2].discontinuity);
     assert_int_equal(c.segs[2].start_us, 4000000);
     assert_false(c.segs[3].discontinuity);
-    struct expect e = { 2000, 500, 0, true, true };
+    struct expect e = { .seg_ms = 2000, .part_ms = 500, .first_msn = 0, .video = true, .gaps = true };
     check_numbers(&c, &e);
     check_boxes(&c, &e);
     char path[128];
@@ -1253,7 +1271,7 @@ static void test_start_waits_only_for_tracks_that_may_come(void **state)
         assert_true(c.parts[0].fed_ms <= cases[ci].first_part_max_fed);
         assert_true(c.parts[0].fed_ms >= cases[ci].first_part_min_fed);
         assert_int_equal(c.segs[0].start_us, 0);   /* nothing lost while waiting */
-        struct expect e = { 2000, 500, 0, true, true };
+        struct expect e = { .seg_ms = 2000, .part_ms = 500, .first_msn = 0, .video = true, .gaps = true };
         check_numbers(&c, &e);
         check_boxes(&c, &e);
         cmaf_segmenter_free(s);

@@ -1,0 +1,666 @@
+#!/usr/bin/env python3
+"""run.py — the `make bench` driver (ARCHITECTURE §5); bench/run.sh calls it.
+
+For each target (nginx-rtmp, castgate; default both, one after the other):
+  1. start the server on 127.0.0.1 ports of its own;
+  2. start the latency probe on the first PROBE_STREAMS streams;
+  3. publish STREAMS copies of the generated FLV (MEDIA) for DURATION s each with
+     build/bench/loadpub (ramped RAMP_MS apart), sampling every process of
+     the server (utime+stime from /proc/PID/stat, VmRSS and Pss) once a
+     second on a thread of this driver;
+  4. stop the probe, join its events with the publisher's send log;
+  5. wrk against a segment and a playlist (delivery requests/s, MB/s);
+  6. stop the server.
+Writes bench/out/result-<time>.json (+ result-latest.json) and prints a table.
+
+Settings (environment or --flag): TARGET=both|nginx|castgate, STREAMS=20,
+DURATION=60 (seconds per stream), RAMP_MS=100, PROBE_STREAMS=5, WRK_SECONDS=3,
+MEDIA=720p30|1080p60, BUILD=build,
+BENCH_OUT=bench/out. castgate is skipped, with the reason in the result,
+when $BUILD/castgate is missing or does not start.
+
+castgate path: PostgreSQL from $DATABASE_URL, else `sh scripts/pg.sh start`
+(DATABASE_URL read from its output); `castgate serve` with CASTGATE_* env,
+waits for its `ready rtmp=... http=...` log line; `castgate app create bench
+--json`; one member per stream (POST /v2/apps/me/members) and its stream key
+(GET /v2/apps/me/members/{appUserId}/stream-key: streamKey, id); publishes to
+rtmp://127.0.0.1:PORT/live/KEY and probes /hls/keys/{id}/media.m3u8.
+
+Python standard library only.
+"""
+
+import argparse
+import base64
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg):
+    sys.stderr.write("bench: %s\n" % msg)
+    sys.stderr.flush()
+
+
+class Skip(Exception):
+    """A target that cannot run here; the reason goes to the result."""
+
+# ---------------------------------------------------------------- /proc sampling
+
+
+def proc_table():
+    """pid -> (ppid, cpu_ticks) for every process."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                s = f.read()
+        except OSError:
+            continue
+        rest = s[s.rfind(")") + 2:].split()
+        # fields after "pid (comm)": state ppid ... utime(14) stime(15)
+        out[int(d)] = (int(rest[1]), int(rest[11]) + int(rest[12]))
+    return out
+
+
+def tree_pids(table, roots):
+    pids = set(r for r in roots if r in table)
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _) in table.items():
+            if ppid in pids and pid not in pids:
+                pids.add(pid)
+                grew = True
+    return pids
+
+
+def read_kb(path, field):
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class TreeSampler(threading.Thread):
+    """Samples CPU ticks (per pid) and memory of the process trees under
+    roots every interval seconds until stopped."""
+
+    def __init__(self, roots, interval=1.0):
+        super().__init__(daemon=True)
+        self.roots = list(roots)
+        self.interval = interval
+        self.samples = []
+        self.stop_ev = threading.Event()
+
+    def sample(self):
+        table = proc_table()
+        pids = tree_pids(table, self.roots)
+        cpu = {p: table[p][1] for p in pids}
+        rss = sum(read_kb("/proc/%d/status" % p, "VmRSS") for p in pids)
+        pss = sum(read_kb("/proc/%d/smaps_rollup" % p, "Pss") for p in pids)
+        s = {"t": time.monotonic(), "cpu": cpu, "rss_kb": rss, "pss_kb": pss, "nproc": len(pids)}
+        self.samples.append(s)
+        return s
+
+    def run(self):
+        while not self.stop_ev.wait(self.interval):
+            self.sample()
+
+    def stop(self):
+        self.stop_ev.set()
+        self.join()
+
+
+def cpu_delta_s(a, b):
+    """CPU seconds the tree used between samples a and b (processes that
+    appeared in between count from zero)."""
+    ticks = sum(t - a["cpu"].get(p, 0) for p, t in b["cpu"].items())
+    return ticks / CLK_TCK
+
+# ---------------------------------------------------------------- helpers
+
+
+def run_wrk(url, seconds):
+    """wrk -t2 -c32 against url. Returns requests/s, MB/s, errors."""
+    if not shutil.which("wrk"):
+        return {"url": url, "skipped": "wrk not installed"}
+    try:
+        p = subprocess.run(["wrk", "-t2", "-c32", "-d%ds" % seconds, url], capture_output=True,
+                           text=True, timeout=seconds + 30)
+    except subprocess.TimeoutExpired:
+        return {"url": url, "error": "wrk timed out"}
+    out = p.stdout
+    r = {"url": url}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    r["requests_per_s"] = float(m.group(1)) if m else None
+    m = re.search(r"Transfer/sec:\s+([\d.]+)(B|KB|MB|GB)", out)
+    if m:
+        mult = {"B": 1 / 1048576, "KB": 1 / 1024, "MB": 1, "GB": 1024}[m.group(2)]
+        r["mb_per_s"] = round(float(m.group(1)) * mult, 2)
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    r["non_2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors:.*", out)
+    r["socket_errors"] = m.group(0) if m else None
+    m = re.search(r"Latency\s+([\d.]+\w+)", out)
+    r["latency_avg"] = m.group(1) if m else None
+    return r
+
+
+def http_status(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now. Other
+    work on the machine (tests in other trees) may hold any fixed port."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_setting(name):
+    v = os.environ.get(name)
+    return int(v) if v else free_port()
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    raise Skip("timed out after %ds waiting for %s" % (timeout, what))
+
+# ---------------------------------------------------------------- targets
+
+
+class NginxTarget:
+    name = "nginx"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.rtmp_port = port_setting("NGINX_RTMP_PORT")
+        self.http_port = port_setting("NGINX_HTTP_PORT")
+        self.prefix = os.path.join(cfg.out, "nginx")
+        self.env = dict(os.environ, BENCH_OUT=cfg.out, NGINX_RTMP_PORT=str(self.rtmp_port),
+                        NGINX_HTTP_PORT=str(self.http_port), BENCH_MEDIA=cfg.media)
+
+    def start(self):
+        if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
+            raise Skip("nginx not installed (apt-get install nginx libnginx-mod-rtmp)")
+        p = subprocess.run(["sh", os.path.join(HERE, "nginx_rtmp.sh"), "start"], env=self.env,
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise Skip("nginx_rtmp.sh start failed: %s" % p.stderr.strip()[-300:])
+        self.pid = int(p.stdout.strip().splitlines()[-1])
+        return [self.pid]
+
+    def keys(self, n):
+        return ["bench-%d" % i for i in range(n)]
+
+    def aux_roots(self):
+        return {}
+
+    def url_template(self):
+        return "rtmp://127.0.0.1:%d/live/%%s" % self.rtmp_port
+
+    def playlist_url(self, i, key):
+        return "http://127.0.0.1:%d/hls/%s.m3u8" % (self.http_port, key)
+
+    def delivery_urls(self, events):
+        base = "http://127.0.0.1:%d/static/" % self.http_port
+        return base + "segment.ts", base + "playlist.m3u8"
+
+    def log_errors(self):
+        n = 0
+        try:
+            with open(os.path.join(self.prefix, "logs", "error.log")) as f:
+                for line in f:
+                    if re.search(r"\[(error|crit|alert|emerg)\]", line):
+                        n += 1
+        except OSError:
+            pass
+        return n
+
+    def stop(self):
+        subprocess.run(["sh", os.path.join(HERE, "nginx_rtmp.sh"), "stop"], env=self.env,
+                       capture_output=True)
+
+
+class CastgateTarget:
+    name = "castgate"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.rtmp_port = port_setting("CASTGATE_BENCH_RTMP_PORT")
+        self.http_port = port_setting("CASTGATE_BENCH_HTTP_PORT")
+        self.dir = os.path.join(cfg.out, "castgate")
+        self.bin = os.path.join(cfg.build, "castgate")
+        self.proc = None
+        self.pg_started = False
+        self.key_ids = []
+        self.stream_keys = []
+
+    def castgate_env(self):
+        env = dict(os.environ)
+        env.update({
+            "CASTGATE_RTMP_LISTEN": "127.0.0.1:%d" % self.rtmp_port,
+            "CASTGATE_HTTP_LISTEN": "127.0.0.1:%d" % self.http_port,
+            "CASTGATE_PUBLIC_URL": "http://127.0.0.1:%d" % self.http_port,
+            "CASTGATE_RTMP_PUBLIC_URL": "rtmp://127.0.0.1:%d/live" % self.rtmp_port,
+            "CASTGATE_DATA_DIR": os.path.join(self.dir, "var"),
+            "CASTGATE_RTMP_APP": "live",
+            "CASTGATE_LOG_LEVEL": os.environ.get("CASTGATE_LOG_LEVEL", "info"),
+            "DATABASE_URL": self.database_url,
+        })
+        return env
+
+    def start_pg(self):
+        if os.environ.get("DATABASE_URL"):
+            self.database_url = os.environ["DATABASE_URL"]
+            return
+        pg = os.path.join(ROOT, "scripts", "pg.sh")
+        if not os.path.exists(pg):
+            raise Skip("no DATABASE_URL and no scripts/pg.sh to start PostgreSQL")
+        # CASTGATE_PG_FAST: no fsync; the bench cluster is thrown away.
+        env = dict(os.environ, CASTGATE_DATA_DIR=os.path.join(self.dir, "var"), CASTGATE_PG_FAST="1")
+        p = subprocess.run(["sh", pg, "start"], env=env, capture_output=True, text=True, timeout=120,
+                           cwd=ROOT)
+        if p.returncode != 0:
+            raise Skip("scripts/pg.sh start failed: %s" % (p.stderr.strip()[-300:]))
+        self.pg_started = True
+        m = re.search(r"(postgres(?:ql)?://\S+)", p.stdout)
+        if not m:
+            raise Skip("scripts/pg.sh start printed no postgres:// URL")
+        self.database_url = m.group(1)
+
+    def api(self, method, path, body=None):
+        url = "http://127.0.0.1:%d%s" % (self.http_port, path)
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Authorization", "Basic " + base64.b64encode(
+            ("%s:%s" % (self.app["appApiKey"], self.app["appApiSecret"])).encode()).decode())
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                return e.code, json.loads(raw or b"null")
+            except ValueError:
+                return e.code, None
+        except (OSError, ValueError) as e:
+            raise Skip("%s %s failed: %s" % (method, path, e))
+
+    def start(self):
+        if not os.access(self.bin, os.X_OK):
+            raise Skip("%s not built" % self.bin)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(os.path.join(self.dir, "var"))
+        self.start_pg()
+        env = self.castgate_env()
+        self.logpath = os.path.join(self.dir, "castgate.log")
+        logf = open(self.logpath, "w")
+        self.proc = subprocess.Popen([self.bin, "serve"], env=env, stdout=logf, stderr=subprocess.STDOUT,
+                                     cwd=self.dir)
+        logf.close()
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise Skip("castgate serve exited with %s (see %s)" % (self.proc.returncode, self.logpath))
+            with open(self.logpath) as f:
+                return "ready rtmp=" in f.read()
+        wait_for(ready, 30, "castgate serve to log 'ready'")
+        p = subprocess.run([self.bin, "app", "create", "bench", "--json"], env=env, capture_output=True,
+                           text=True, timeout=30, cwd=self.dir)
+        if p.returncode != 0:
+            raise Skip("castgate app create failed: %s" % p.stderr.strip()[-300:])
+        try:
+            self.app = json.loads(p.stdout)
+        except ValueError:
+            raise Skip("castgate app create --json printed no JSON")
+        return [self.proc.pid]
+
+    def keys(self, n):
+        self.stream_keys, self.key_ids = [], []
+        for i in range(n):
+            uid = "bench-%d" % i
+            st, body = self.api("POST", "/v2/apps/me/members", {"appUserId": uid})
+            if st not in (200, 201, 409):
+                raise Skip("POST /v2/apps/me/members -> %s %s" % (st, body))
+            st, body = self.api("GET", "/v2/apps/me/members/%s/stream-key" % uid)
+            if st != 200 or not isinstance(body, dict) or "streamKey" not in body:
+                raise Skip("GET stream-key for %s -> %s" % (uid, st))
+            self.stream_keys.append(body["streamKey"])
+            self.key_ids.append(body.get("id"))
+        return self.stream_keys
+
+    def aux_roots(self):
+        """The PostgreSQL started for the run (its postmaster.pid)."""
+        if not self.pg_started:
+            return {}
+        try:
+            with open(os.path.join(self.dir, "var", "pg", "data", "postmaster.pid")) as f:
+                return {"postgres": [int(f.readline())]}
+        except (OSError, ValueError):
+            return {}
+
+    def url_template(self):
+        return "rtmp://127.0.0.1:%d/live/%%s" % self.rtmp_port
+
+    def playlist_url(self, i, key):
+        return "http://127.0.0.1:%d/hls/keys/%s/media.m3u8" % (self.http_port, self.key_ids[i])
+
+    def delivery_urls(self, events):
+        """The newest segment and the playlist of the first probed stream;
+        None when the run left nothing to fetch."""
+        pl = self.playlist_url(0, None)
+        segs = [e for e in events if e.get("kind") == "segment" and e.get("stream") == self.stream_keys[0]]
+        if not segs:
+            return None
+        seg = pl.rsplit("/", 1)[0] + "/" + segs[-1]["uri"].split("?")[0].lstrip("/").split("/")[-1]
+        return seg, pl
+
+    def log_errors(self):
+        n = 0
+        try:
+            with open(self.logpath) as f:
+                for line in f:
+                    if re.search(r"\b(error|ERROR)\b", line):
+                        n += 1
+        except (OSError, AttributeError):
+            pass
+        return n
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.pg_started:
+            env = dict(os.environ, CASTGATE_DATA_DIR=os.path.join(self.dir, "var"))
+            subprocess.run(["sh", os.path.join(ROOT, "scripts", "pg.sh"), "stop"], env=env,
+                           capture_output=True, timeout=60, cwd=ROOT)
+
+# ---------------------------------------------------------------- one run
+
+
+def run_target(t, cfg):
+    res = {"target": t.name}
+    wd = os.path.join(cfg.out, "run-" + t.name)
+    shutil.rmtree(wd, ignore_errors=True)
+    os.makedirs(wd)
+    roots = t.start()
+    try:
+        keys = t.keys(cfg.streams)
+        keys_file = os.path.join(wd, "keys.txt")
+        with open(keys_file, "w") as f:
+            f.write("\n".join(keys) + "\n")
+        nprobe = min(cfg.probe_streams, len(keys))
+        targets_file = os.path.join(wd, "probe-targets.txt")
+        with open(targets_file, "w") as f:
+            for i in range(nprobe):
+                f.write("%s %s\n" % (keys[i], t.playlist_url(i, keys[i])))
+        events = os.path.join(wd, "probe-events.jsonl")
+        sendlog = os.path.join(wd, "sendlog.txt")
+        pubstats = os.path.join(wd, "loadpub.json")
+
+        load_before = os.getloadavg()
+        aux = {name: TreeSampler(pids) for name, pids in t.aux_roots().items()}
+        aux_idle = {name: a.sample() for name, a in aux.items()}
+        sampler = TreeSampler(roots, interval=1.0)
+        idle = sampler.sample()
+        sampler.start()
+        total = cfg.seconds + cfg.streams * cfg.ramp_ms / 1000.0
+        probe = subprocess.Popen([sys.executable, os.path.join(HERE, "latency_probe.py"), "probe",
+                                  "--targets", targets_file, "--events", events,
+                                  "--duration", str(total + 30)])
+        log("%s: %d streams x %ds (probe on %d)" % (t.name, cfg.streams, cfg.seconds, nprobe))
+        with open(os.path.join(wd, "loadpub.log"), "w") as lf:
+            pub = subprocess.run([cfg.loadpub, "--file", cfg.media, "--url-template", t.url_template(),
+                                  "--keys", keys_file, "--count", str(cfg.streams),
+                                  "--duration", str(cfg.seconds), "--ramp", str(cfg.ramp_ms),
+                                  "--stats-json", pubstats, "--sendlog", sendlog],
+                                 stdout=lf, stderr=subprocess.STDOUT, timeout=total + 60)
+        end = sampler.sample()
+        aux_end = {name: a.sample() for name, a in aux.items()}
+        # Other work on the machine skews every number here: keep the load
+        # averages with the result.
+        res["loadavg"] = {"before": [round(x, 2) for x in load_before],
+                          "after": [round(x, 2) for x in os.getloadavg()]}
+        # The last segment is closed when the publisher leaves: give the
+        # server a moment to publish it before the probe stops.
+        time.sleep(cfg.grace)
+        probe.send_signal(signal.SIGTERM)
+        probe.wait(timeout=20)
+        sampler.stop()
+
+        with open(pubstats) as f:
+            ps = json.load(f)
+        stream_s = ps["stream_seconds"] or 1e-9
+        cpu = cpu_delta_s(idle, end)
+        live = [s for s in sampler.samples if s["t"] <= end["t"]]
+        rss_live = max(s["rss_kb"] for s in live)
+        pss_live = max(s["pss_kb"] for s in live)
+        res["server"] = {
+            "processes": end["nproc"],
+            "cpu_s": round(cpu, 3),
+            "cpu_s_per_stream_second": round(cpu / stream_s, 6),
+            "cpu_core_pct_avg": round(100.0 * cpu / (end["t"] - idle["t"]), 1),
+            "rss_idle_kb": idle["rss_kb"],
+            "rss_live_peak_kb": rss_live,
+            "rss_per_stream_kb": round((rss_live - idle["rss_kb"]) / max(1, ps["streams_connected"]), 1),
+            "pss_idle_kb": idle["pss_kb"],
+            "pss_live_peak_kb": pss_live,
+            "pss_per_stream_kb": round((pss_live - idle["pss_kb"]) / max(1, ps["streams_connected"]), 1),
+        }
+        # Helpers outside the media path (castgate's PostgreSQL), reported
+        # apart from the server's own numbers.
+        res["aux"] = {name: {"cpu_s": round(cpu_delta_s(aux_idle[name], aux_end[name]), 3),
+                             "rss_kb": aux_end[name]["rss_kb"]} for name in aux}
+        res["publisher"] = {k: ps[k] for k in (
+            "streams_requested", "streams_connected", "streams_failed", "streams_dropped", "stream_seconds",
+            "cpu_user_s", "cpu_sys_s", "cpu_s_per_stream", "cpu_s_per_stream_second", "late_max_ms",
+            "late_p99_ms_worst_stream", "threads")}
+        res["publisher"]["exit_code"] = pub.returncode
+        lat = subprocess.run([sys.executable, os.path.join(HERE, "latency_probe.py"), "analyze",
+                              "--events", events, "--sendlog", sendlog], capture_output=True, text=True)
+        res["latency"] = json.loads(lat.stdout) if lat.returncode == 0 else {"error": lat.stderr[-300:]}
+        evs = []
+        with open(events) as f:
+            for line in f:
+                o = json.loads(line)
+                if "meta" not in o:
+                    evs.append(o)
+        urls = t.delivery_urls(evs)
+        if urls and all(http_status(u) == 200 for u in urls):
+            res["delivery"] = {"segment": run_wrk(urls[0], cfg.wrk_seconds),
+                               "playlist": run_wrk(urls[1], cfg.wrk_seconds)}
+        else:
+            res["delivery"] = {"skipped": "no segment left to fetch after the run"}
+        res["errors"] = {
+            "publish_failed": ps["streams_failed"],
+            "publish_dropped": ps["streams_dropped"],
+            "server_log_errors": t.log_errors(),
+            "probe_http_errors": res["latency"].get("probe", {}).get("errors"),
+            "late_segments": res["latency"].get("segments", {}).get("late"),
+        }
+        res["files"] = {"dir": wd}
+    finally:
+        t.stop()
+    return res
+
+# ---------------------------------------------------------------- report
+
+
+def fmt(v, spec="%.3g"):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    return spec % v
+
+
+def table(result):
+    cols = [n for n in ("nginx", "castgate") if n in result["targets"]]
+    rows = []
+
+    def get(name, *path):
+        o = result["targets"][name]
+        for p in path:
+            if not isinstance(o, dict):
+                return None
+            o = o.get(p)
+        return o
+    spec = [
+        ("streams connected / requested", lambda n: "%s/%s" % (get(n, "publisher", "streams_connected"),
+                                                               get(n, "publisher", "streams_requested"))),
+        ("server CPU s per stream-second", lambda n: fmt(get(n, "server", "cpu_s_per_stream_second"), "%.5f")),
+        ("server CPU % of one core (avg)", lambda n: fmt(get(n, "server", "cpu_core_pct_avg"), "%.1f")),
+        ("server RSS idle MiB", lambda n: fmt((get(n, "server", "rss_idle_kb") or 0) / 1024, "%.1f")),
+        ("server RSS live peak MiB", lambda n: fmt((get(n, "server", "rss_live_peak_kb") or 0) / 1024, "%.1f")),
+        ("server RSS per stream KiB", lambda n: fmt(get(n, "server", "rss_per_stream_kb"), "%.0f")),
+        ("server PSS per stream KiB", lambda n: fmt(get(n, "server", "pss_per_stream_kb"), "%.0f")),
+        ("publisher CPU s per stream", lambda n: fmt(get(n, "publisher", "cpu_s_per_stream"), "%.4f")),
+        ("publisher send lateness max ms", lambda n: fmt(get(n, "publisher", "late_max_ms"), "%d")),
+        ("segment latency p50/p95/p99 ms", lambda n: "/".join(
+            fmt(get(n, "latency", "segments", "since_end_ms", q), "%.0f") for q in ("p50", "p95", "p99"))),
+        ("  (from first frame) p50/p99 ms", lambda n: "/".join(
+            fmt(get(n, "latency", "segments", "since_first_frame_ms", q), "%.0f") for q in ("p50", "p99"))),
+        ("part latency p50/p95/p99 ms", lambda n: "/".join(
+            fmt(get(n, "latency", "parts", "since_end_ms", q), "%.0f") for q in ("p50", "p95", "p99"))),
+        ("late segments (> 1 s / cadence)", lambda n: "%s/%s" % (
+            fmt(get(n, "errors", "late_segments"), "%d"),
+            fmt(get(n, "latency", "segments", "cadence_late"), "%d"))),
+        ("segment GET req/s", lambda n: fmt(get(n, "delivery", "segment", "requests_per_s"), "%.0f")),
+        ("segment GET MB/s", lambda n: fmt(get(n, "delivery", "segment", "mb_per_s"), "%.0f")),
+        ("playlist GET req/s", lambda n: fmt(get(n, "delivery", "playlist", "requests_per_s"), "%.0f")),
+        ("PostgreSQL CPU s (whole run)", lambda n: fmt(get(n, "aux", "postgres", "cpu_s"), "%.2f")),
+        ("errors (publish/log/probe)", lambda n: "%s/%s/%s" % (
+            get(n, "errors", "publish_failed"), get(n, "errors", "server_log_errors"),
+            get(n, "errors", "probe_http_errors"))),
+    ]
+    lines = []
+    w0 = max(len(s[0]) for s in spec) + 2
+    lines.append("".ljust(w0) + "".join(c.rjust(16) for c in cols))
+    for label, fn in spec:
+        cells = []
+        for c in cols:
+            if get(c, "skipped"):
+                cells.append("skipped")
+            else:
+                try:
+                    cells.append(fn(c))
+                except (TypeError, ValueError):
+                    cells.append("-")
+        lines.append(label.ljust(w0) + "".join(x.rjust(16) for x in cells))
+    for c in cols:
+        if get(c, "skipped"):
+            lines.append("%s skipped: %s" % (c, get(c, "skipped")))
+        else:
+            la = get(c, "loadavg", "after")
+            cpus = result["host"]["cpus"] or 1
+            if la and la[0] > 0.75 * cpus:
+                lines.append("%s: the machine was busy (load average %.1f on %d CPUs): "
+                             "numbers are skewed" % (c, la[0], cpus))
+    return "\n".join(lines)
+
+
+def main():
+    env = os.environ.get
+    ap = argparse.ArgumentParser(description="castgate benchmark driver")
+    ap.add_argument("--target", default=env("TARGET", "both"), choices=("both", "nginx", "castgate"))
+    ap.add_argument("--streams", type=int, default=int(env("STREAMS", "20")))
+    ap.add_argument("--seconds", "--duration", type=float, default=float(env("DURATION", "60")))
+    ap.add_argument("--ramp-ms", type=int, default=int(env("RAMP_MS", "100")))
+    ap.add_argument("--probe-streams", type=int, default=int(env("PROBE_STREAMS", "5")))
+    ap.add_argument("--wrk-seconds", type=int, default=int(env("WRK_SECONDS", "3")))
+    ap.add_argument("--grace", type=float, default=float(env("GRACE_SECONDS", "2")))
+    ap.add_argument("--build", default=env("BUILD", "build"))
+    ap.add_argument("--out", default=env("BENCH_OUT", os.path.join(HERE, "out")))
+    ap.add_argument("--media", default=env("BENCH_MEDIA", ""), help="FLV file (default: MEDIA=720p30)")
+    cfg = ap.parse_args()
+    cfg.build = os.path.abspath(os.path.join(ROOT, cfg.build))
+    cfg.out = os.path.abspath(cfg.out)
+    cfg.media = cfg.media or os.path.join(cfg.out, "media", env("MEDIA", "720p30") + ".flv")
+    cfg.loadpub = os.path.join(cfg.build, "bench", "loadpub")
+    if not os.access(cfg.loadpub, os.X_OK):
+        log("%s missing: run `make %s/bench/loadpub` first" % (cfg.loadpub, os.path.relpath(cfg.build, ROOT)))
+        return 1
+    if not os.path.exists(cfg.media):
+        log("%s missing: run `sh bench/gen_media.sh 720p30`" % cfg.media)
+        return 1
+
+    t0 = time.time()
+    result = {
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": {"cpus": os.cpu_count(), "kernel": os.uname().release},
+        "config": {"streams": cfg.streams, "seconds": cfg.seconds, "ramp_ms": cfg.ramp_ms,
+                   "probe_streams": cfg.probe_streams, "media": os.path.basename(cfg.media),
+                   "wrk_seconds": cfg.wrk_seconds},
+        "targets": {},
+    }
+    names = ["nginx", "castgate"] if cfg.target == "both" else [cfg.target]
+    rc = 0
+    for n in names:
+        t = NginxTarget(cfg) if n == "nginx" else CastgateTarget(cfg)
+        try:
+            result["targets"][n] = run_target(t, cfg)
+        except Skip as e:
+            log("%s skipped: %s" % (n, e))
+            result["targets"][n] = {"skipped": str(e)}
+            if cfg.target != "both":
+                rc = 1
+        except Exception as e:  # a broken target must not lose the other's numbers
+            import traceback
+            traceback.print_exc()
+            result["targets"][n] = {"skipped": "failed: %r" % e}
+            rc = 1
+    result["wall_s"] = round(time.time() - t0, 1)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = os.path.join(cfg.out, "result-%s.json" % stamp)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    shutil.copyfile(path, os.path.join(cfg.out, "result-latest.json"))
+    print(table(result))
+    print("result: %s (%.0f s)" % (os.path.relpath(path, os.getcwd()), result["wall_s"]))
+    for n, r in result["targets"].items():
+        if not r.get("skipped") and r.get("publisher", {}).get("streams_failed"):
+            rc = 1
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
