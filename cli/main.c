@@ -23,6 +23,7 @@ static void usage(FILE *f)
             "  migrate            apply database schema migrations and exit\n"
             "  app create NAME    create an app (tenant); prints its API credentials once\n"
             "                     (--json: one JSON object on stdout)\n"
+            "  sweep --once       delete expired recordings, archive rooms, remove orphans\n"
             "  version            print the version\n"
             "\n"
             "Run `castgate SUBCOMMAND --help` for details. Common flag: --config FILE.\n\n",
@@ -72,6 +73,8 @@ int main(int argc, char **argv)
         fn = cli_migrate;
     else if (strcmp(sub, "app") == 0)
         fn = cli_app;
+    else if (strcmp(sub, "sweep") == 0)
+        fn = cli_sweep;
     if (!fn) {
         fprintf(stderr, "castgate: unknown subcommand \"%s\" (try castgate --help)\n", sub);
         return 2;
