@@ -291,7 +291,7 @@ int cli_serve(struct config *cfg, int argc, char **argv)
             goto out;
     if (loop_start(accept_loop) != 0)
         goto out;
-    struct gateway_deps gd = {cfg, db, conninfo, accept_loop, media_loops, nmedia, registry};
+    struct gateway_deps gd = {cfg, db, conninfo, accept_loop, media_loops, nmedia, registry, finalizer};
     gw = gateway_start(&gd, err, sizeof err);
     if (!gw) {
         log_error("serve: %s", err);
