@@ -29,6 +29,7 @@ struct config;
 struct db_pool;
 struct loop;
 struct media_registry;
+struct finalizer;
 
 struct gateway_deps {
     const struct config *cfg;
@@ -38,6 +39,7 @@ struct gateway_deps {
     struct loop **media_loops;
     int nmedia_loops;
     struct media_registry *registry;
+    struct finalizer *finalizer;   /* recordings: fragmented → faststart (REC-3) */
 };
 
 /* Recovers what this node owned (OPS-6), starts the RTMP listener and the
