@@ -2,6 +2,7 @@
  * recordings.h). Handlers parse on the http loop, do SQL + file opening in a
  * db-pool job, and reply from the job's completion on the http loop. */
 #include "api/recordings.h"
+#include "api/viewer_tokens.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -387,7 +388,10 @@ static void dl_done(void *arg)
 }
 
 /* The /v2 routes: authenticated jobs of the admin API (api/auth.h). */
-static void room_handler(void *request, const struct route_params *params, api_job_work_fn work)
+/* bearer_role: the least viewer-token role allowed instead of Basic auth
+ * (0 = Basic only). */
+static void room_handler(void *request, const struct route_params *params, api_job_work_fn work,
+                         int bearer_role)
 {
     struct api_job *j = api_job_new(request, AUTH_BASIC);
     if (!j)
@@ -395,22 +399,24 @@ static void room_handler(void *request, const struct route_params *params, api_j
     j->work = work;
     if (!ju_parse_id(route_param(params, "id"), &j->id))
         api_job_fail(j, 404, "VIDEO_ROOM_NOT_FOUND", "video room not found");
+    else if (bearer_role)
+        api_job_allow_bearer(j, j->id, bearer_role);
     api_job_submit(j);
 }
 
 void recordings_api_list(void *request, const struct route_params *params)
 {
-    room_handler(request, params, work_list);
+    room_handler(request, params, work_list, 0);
 }
 
 void recordings_api_start(void *request, const struct route_params *params)
 {
-    room_handler(request, params, work_start);
+    room_handler(request, params, work_start, VIEWER_ROLE_MODERATOR);
 }
 
 void recordings_api_stop(void *request, const struct route_params *params)
 {
-    room_handler(request, params, work_stop);
+    room_handler(request, params, work_stop, VIEWER_ROLE_MODERATOR);
 }
 
 void recordings_api_download(void *request, const struct route_params *params)

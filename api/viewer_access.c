@@ -445,6 +445,14 @@ int viewer_sessions_count(int64_t room_id)
     return n;
 }
 
+int viewer_sessions_total(void)
+{
+    pthread_mutex_lock(&A.mu);
+    int n = A.started ? (int)A.sessions->total : 0;
+    pthread_mutex_unlock(&A.mu);
+    return n;
+}
+
 int viewer_room_lookup(int64_t room_id, int64_t *app_id, bool *is_public)
 {
     int rc = 0;

@@ -69,6 +69,9 @@ void viewer_access_reply_error(struct api_request *r, const struct viewer_access
 /* Distinct viewer sessions of the room in the last 30 s on this node (PKG-8);
  * gateway_room_viewer_count() returns this. */
 int viewer_sessions_count(int64_t room_id);
+/* Viewer sessions of every room on this node (the /metrics gauge); sessions
+ * idle past 30 s leave within the expiry period. */
+int viewer_sessions_total(void);
 
 /* ---- the session table (pure, for tests; the node keeps one) ------------ */
 

@@ -1138,13 +1138,6 @@ void gateway_free(struct gateway *gw)
     free(gw);
 }
 
-int gateway_room_viewer_count(struct gateway *gw, int64_t room_id)
-{
-    (void)gw;
-    (void)room_id;
-    return 0;
-}
-
 bool gateway_key_has_publisher(struct gateway *gw, int64_t key_id)
 {
     if (!gw)

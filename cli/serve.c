@@ -315,7 +315,7 @@ out:
      * its results still run, then the loops stop. */
     gateway_stop(gw);
     viewer_stop_timers(); /* frees the viewer timers: no db jobs after the pool */
-    db_pool_free(db);
+    db_pool_stop(db);     /* drains; later submissions are refused, not a use after free */
     if (accept_loop)
         loop_stop(accept_loop);
     for (int i = 0; i < nmedia; i++)
@@ -344,6 +344,7 @@ out:
     if (accept_loop)
         loop_free(accept_loop);
     gateway_free(gw);
+    db_pool_free(db);
     media_registry_free(registry);
     segment_store_free(store);
     router_free(router);

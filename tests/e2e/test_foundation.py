@@ -176,6 +176,6 @@ def test_metrics_prometheus_text(castgate):
     assert r.headers["Content-Type"].startswith("text/plain")
     text = r.body.decode()
     for name in ("castgate_live_streams", "castgate_segments_written_total", "castgate_sweeper_runs_total",
-                 "castgate_db_up 1", 'castgate_recordings{state="READY"}', "castgate_db_latency_seconds"):
+                 "castgate_db_up 1", "castgate_viewers ", 'castgate_recordings{state="READY"}', "castgate_db_latency_seconds"):
         assert name in text, name
     assert 'castgate_http_requests_total{code="200"}' in text
