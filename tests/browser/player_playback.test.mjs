@@ -20,6 +20,8 @@ import { browserSkipReason, hlsJsSource, launchBrowser, waitFor } from './harnes
 const PLAY_URL = process.env.CASTGATE_TEST_PLAY_URL || '';
 const HLS_URL = process.env.CASTGATE_TEST_HLS_URL || '';
 const ADVANCE_SEC = Number(process.env.CASTGATE_TEST_PLAY_SECONDS || 3);
+// CASTGATE_TEST_LOW_LATENCY=0 plays the same playlist with hls.js's plain (non-LL) loader.
+const LOW_LATENCY = process.env.CASTGATE_TEST_LOW_LATENCY !== '0';
 
 const noSource = !PLAY_URL && !HLS_URL
   ? 'set CASTGATE_TEST_PLAY_URL (a castgate /play/{id}?token=… page) or CASTGATE_TEST_HLS_URL (an HLS playlist) to run playback'
@@ -34,7 +36,9 @@ const HARNESS = `<!doctype html><meta charset="utf-8"><title>hls harness</title>
   const video = document.getElementById('video');
   const src = new URLSearchParams(location.search).get('src');
   if (window.Hls && Hls.isSupported()) {
-    const hls = new Hls({ lowLatencyMode: true, backBufferLength: 30 });
+    const ll = new URLSearchParams(location.search).get('ll') !== '0';
+    const hls = new Hls({ lowLatencyMode: ll, backBufferLength: 30 });
+    window.lowLatency = ll;
     hls.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) window.errors.push(d.details); });
     hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch((e) => window.errors.push(String(e))));
     hls.loadSource(src);
@@ -89,10 +93,11 @@ describe('playback', { skip: skip || false }, () => {
       if (path.endsWith('/hls.min.js')) return route.fulfill({ contentType: 'text/javascript', body: hlsJsSource() });
       return route.fulfill({ contentType: 'text/html; charset=utf-8', body: HARNESS });
     });
-    await page.goto(`${origin}/__castgate_test/harness.html?src=${encodeURIComponent(HLS_URL)}`);
+    await page.goto(`${origin}/__castgate_test/harness.html?ll=${LOW_LATENCY ? 1 : 0}&src=${encodeURIComponent(HLS_URL)}`);
     const s = await assertPlays(page);
     assert.deepEqual(await page.evaluate(() => window.errors), []);
-    console.log(`played ${s.t.toFixed(2)}s, ${s.frames} frames (${s.dropped} dropped), ${s.w}x${s.h}`);
+    assert.equal(await page.evaluate(() => window.lowLatency), LOW_LATENCY);
+    console.log(`played ${s.t.toFixed(2)}s, ${s.frames} frames (${s.dropped} dropped), ${s.w}x${s.h}, lowLatency=${LOW_LATENCY}`);
     await page.close();
   });
 
