@@ -182,6 +182,9 @@ def test_gstreamer_playbin_plays_live_and_vod(castgate):
         stop(pub)
     wait_until(lambda: room(castgate, rid)["videoRoomState"] == "LIVE_INACTIVE", timeout=10, what="LIVE_INACTIVE")
     assert castgate.api("POST", f"/v2/apps/me/video-rooms/{rid}/rtmp-broadcast/state/ended").status == 200
+    # the end reaches the packager through NOTIFY: wait for the VOD to be final
+    wait_until(lambda: castgate.get(f"/hls/rooms/{rid}/vod.m3u8").body.rstrip().endswith(b"#EXT-X-ENDLIST"),
+               timeout=5, what="vod.m3u8 ENDLIST")
     p = subprocess.run([gst, "-q", "playbin", f"uri={castgate.http_base}/hls/rooms/{rid}/vod.m3u8",
                         "video-sink=fakesink", "audio-sink=fakesink"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
