@@ -1,6 +1,7 @@
 /* auth.c — Basic / VF-ORG-ID authentication with a short credential cache,
  * and the request → db job → reply cycle of the admin API (see auth.h). */
 #include "api/auth.h"
+#include "api/viewer_tokens.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -270,6 +271,27 @@ static void job_done(void *arg)
     if (j->authed && !j->err.status && j->finish)
         j->finish(j);
     job_reply(j);
+}
+
+void api_job_allow_bearer(struct api_job *j, int64_t room_id, int min_role)
+{
+    if (j->authed || j->key[0] || j->org_auth || j->err.status)
+        return;
+    const char *token = api_bearer_token(j->r);
+    if (!token)
+        return;
+    struct viewer_claims claims;
+    const char *code = NULL;
+    int st = viewer_token_authorize(token, room_id, (enum viewer_role)min_role, &claims, &code);
+    j->authed = true; /* decided here: a refusal is answered without the database */
+    if (st != 0) {
+        api_job_fail(j, st, code ? code : "UNAUTHORIZED", "the viewer token may not do this");
+        return;
+    }
+    j->app.id = claims.app_id;
+    snprintf(j->app.state, sizeof j->app.state, "ACTIVE");
+    j->app.name[0] = 0;
+    snprintf(j->actor, sizeof j->actor, "token:%.40s", claims.jti);
 }
 
 void api_job_submit(struct api_job *j)

@@ -80,6 +80,13 @@ struct api_job {
 /* Creates the job and reads the credentials. NULL when out of memory (the
  * request was answered 503). */
 struct api_job *api_job_new(struct api_request *r, enum auth_mode mode);
+/* SPEC API-8: a room's control endpoint also accepts `Authorization: Bearer`
+ * with a viewer token for room_id of at least min_role (enum viewer_role:
+ * MODERATOR for recording start/stop, TEACHER for broadcast start/end).
+ * Call after api_job_new when the request carries no Basic credentials;
+ * verification is in memory (no database). A refused token fails the job
+ * with 401/403 and the token's errorCode. */
+void api_job_allow_bearer(struct api_job *j, int64_t room_id, int min_role);
 /* Reads the body as a JSON object into j->body. On failure stores the error
  * (400 INVALID_JSON, 413 PAYLOAD_TOO_LARGE) in j->err and returns -1. */
 int api_job_read_body(struct api_job *j);

@@ -325,9 +325,10 @@ struct http_server *http_server_new(struct api_ctx *ctx, struct router *router, 
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    /* evhttp answers bodies over this with 413 before we see them; the JSON
-     * reader checks http_max_body_bytes again for a precise error body. */
-    evhttp_set_max_body_size(s->http, (ev_ssize_t)ctx->cfg->http_max_body_bytes + 1);
+    /* The JSON reader enforces http_max_body_bytes with a JSON 413; evhttp's
+     * own (HTML) 413 is only the backstop for bodies far over it. */
+    ev_ssize_t hard = (ev_ssize_t)ctx->cfg->http_max_body_bytes * 4;
+    evhttp_set_max_body_size(s->http, hard > 1048576 ? hard : 1048576);
     evhttp_set_max_headers_size(s->http, 16384);
     evhttp_set_timeout(s->http, 60);
     evhttp_set_default_content_type(s->http, "application/json");

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/http_server.h"
+#include "api/viewer_access.h"
 #include "broadcast/gateway.h"
 #include "core/metrics.h"
 #include "storage/db.h"
@@ -66,6 +67,8 @@ static void metrics_done(void *arg)
                 v = j->counts[i];
         evbuffer_add_printf(b, "castgate_recordings{state=\"%s\"} %lld\n", all_states[s], v);
     }
+    evbuffer_add_printf(b, "# HELP castgate_viewers Viewer sessions active in the last 30 s (PKG-8)\n"
+                           "# TYPE castgate_viewers gauge\ncastgate_viewers %d\n", viewer_sessions_total());
     size_t pending = 0;
     uint64_t jobs = 0, busy = 0;
     db_pool_stats(j->r->ctx->db, &pending, &jobs, &busy);

@@ -1,5 +1,6 @@
 /* room_status.c — SPEC API-6 (see room_status.h; shape from seed 001). */
 #include "api/room_status.h"
+#include "api/viewer_access.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -95,7 +96,8 @@ static void status_finish(struct api_job *j)
     else if (in->key_id && scheduled && !in->key_room_id)
         teacher = is_state(in->kstate, "ACTIVE_PREP", "ACTIVE") ||
                   (gw && gateway_key_has_publisher(gw, in->key_id));
-    int viewers = gw && active ? gateway_room_viewer_count(gw, in->room_id) : 0;
+    /* PKG-8: distinct viewer sessions of the last 30 s (api/viewer_access.c). */
+    int viewers = active ? viewer_sessions_count(in->room_id) : 0;
     json_object_set_new(data, "exists", json_true());
     json_object_set_new(data, "isActive", json_boolean(active));
     json_object_set_new(data, "roomId", room_id);

@@ -1,5 +1,6 @@
 /* video_rooms.c — SPEC API-4 / API-5 handlers (see video_rooms.h). */
 #include "api/video_rooms.h"
+#include "api/viewer_tokens.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -657,13 +658,17 @@ static void end_work(PGconn *c, struct api_job *j)
 void video_rooms_handle_start(void *request, const struct route_params *p)
 {
     struct api_job *j = by_id(request, p, start_work);
-    if (j)
+    if (j) {
+        api_job_allow_bearer(j, j->id, VIEWER_ROLE_TEACHER);
         api_job_submit(j);
+    }
 }
 
 void video_rooms_handle_end(void *request, const struct route_params *p)
 {
     struct api_job *j = by_id(request, p, end_work);
-    if (j)
+    if (j) {
+        api_job_allow_bearer(j, j->id, VIEWER_ROLE_TEACHER);
         api_job_submit(j);
+    }
 }

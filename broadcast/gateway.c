@@ -29,6 +29,10 @@
 #include "packager/cmaf_segmenter.h"
 #include "packager/media_index.h"
 #include "packager/media_registry.h"
+#include "packager/recorder.h"
+#include "storage/file_store.h"
+#include "storage/finalizer.h"
+#include "storage/recordings.h"
 #include "storage/db.h"
 #include "storage/notify.h"
 
@@ -68,6 +72,14 @@ struct gw_stream {
     struct gw_init_cache init;
     bool expect_audio, expect_video;
     double fps_hint;
+    /* Latest sequence headers (deep copies), so a recorder that starts
+     * mid-stream gets them before its first frame. */
+    struct media_codec_config cfg_cache[2];
+    uint8_t *cfg_extradata[2];
+    /* Recording (REC-1, REC-2): one recorder while the room records. */
+    struct recorder *rec;
+    struct gw_rec *rec_ctx;
+    bool rec_wanted;             /* the room's recording intent (is_recording) */
     struct gw_stream *next_all;  /* gateway list (under gw->mu) */
 };
 
@@ -81,6 +93,8 @@ struct gateway {
     struct rtmp_server *rtmp;
     struct notify_listener *notify;
     struct event *timer;
+    struct file_writer *writer;  /* shared by every recorder of this node */
+    struct finalizer *finalizer;
     char rtmp_addr[128];
 
     pthread_mutex_t mu;
@@ -104,6 +118,8 @@ static void stream_unref(struct gw_stream *s)
     media_index_unref(s->preview);
     media_index_unref(s->room);
     free(s->init.data);
+    free(s->cfg_extradata[0]);
+    free(s->cfg_extradata[1]);
     free(s);
 }
 
@@ -243,6 +259,332 @@ static void fan_on_segment(void *ctx, const struct cmaf_segment *seg)
     }
 }
 
+
+/* ------------------------------------------------------- recording */
+
+/* Context shared by a recorder's callbacks. It outlives the recorder until
+ * every file that got a path has reported on_file_closed (the recorder may
+ * call that after recorder_free). Loop-local: all callbacks run on the
+ * stream's loop. */
+#define GW_REC_FILES 8
+struct gw_rec {
+    struct gateway *gw;
+    struct loop *loop;
+    int64_t room_id, session_id;
+    bool alive;                  /* the recorder exists */
+    bool stop_intent;            /* the stop was asked for (API stop) */
+    int pending;                 /* files with a path, not yet closed */
+    struct {
+        char path[800];
+        char rel[256];
+        int64_t id;
+        bool failed;              /* on_error already marked the row FAILED */
+    } files[GW_REC_FILES];
+};
+
+static void gw_rec_maybe_free(struct gw_rec *rc)
+{
+    if (!rc->alive && rc->pending == 0)
+        free(rc);
+}
+
+static int gw_rec_slot(struct gw_rec *rc, const char *path)
+{
+    for (int i = 0; i < GW_REC_FILES; i++)
+        if (rc->files[i].id && strcmp(rc->files[i].path, path) == 0)
+            return i;
+    return -1;
+}
+
+/* A db job about one recording row. */
+struct gw_rec_job {
+    struct gw_rec *rc;
+    struct gw_stream *s;         /* only for create (holds a stream ref) */
+    int64_t id;
+    int64_t bytes, duration_ms;
+    bool stop_intent;
+    int rc_status;
+    char rel[256];
+    char reason[256];
+    struct recording_row row;
+};
+
+static void rec_close_work(PGconn *c, void *arg)
+{
+    struct gw_rec_job *j = arg;
+    char actor[160];
+    snprintf(actor, sizeof actor, "ingest:%s", j->rc->gw->cfg->node_id);
+    if (j->reason[0]) {
+        recordings_mark_failed(c, j->id, j->reason, actor);
+        return;
+    }
+    if (recordings_close(c, j->id, j->bytes, j->duration_ms, j->stop_intent, actor) == 0 &&
+        j->rc->gw->finalizer)
+        finalizer_submit(j->rc->gw->finalizer, j->id, j->rel);
+}
+
+static void rec_job_done(void *arg)
+{
+    struct gw_rec_job *j = arg;
+    struct gw_rec *rc = j->rc;
+    rc->pending--;
+    gw_rec_maybe_free(rc);
+    free(j);
+}
+
+static void rec_on_file_closed(void *ctx, const char *path, const struct recorder_stats *st, int error,
+                               const char *reason)
+{
+    struct gw_rec *rc = ctx;
+    int i = gw_rec_slot(rc, path);
+    if (i < 0)
+        return;
+    if (rc->files[i].failed) {
+        rc->files[i].id = 0;
+        rc->pending--;
+        gw_rec_maybe_free(rc);
+        return;
+    }
+    struct gw_rec_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        rc->pending--;
+        rc->files[i].id = 0;
+        gw_rec_maybe_free(rc);
+        return;
+    }
+    j->rc = rc;
+    j->id = rc->files[i].id;
+    snprintf(j->rel, sizeof j->rel, "%s", rc->files[i].rel);
+    j->bytes = (int64_t)st->bytes;
+    j->duration_ms = st->duration_ms;
+    j->stop_intent = rc->stop_intent;
+    if (error || st->bytes == 0) {
+        snprintf(j->reason, sizeof j->reason, "%s", error && reason && reason[0] ? reason : "no media recorded");
+        metrics_add(METRIC_RECORDING_ERRORS_TOTAL, error ? 1 : 0);
+    }
+    rc->files[i].id = 0;
+    if (db_pool_submit(rc->gw->db, rc->loop, rec_close_work, rec_job_done, j) != 0) {
+        log_error("recording: close not recorded (db queue full) recording=%lld", (long long)j->id);
+        free(j);
+        rc->pending--;
+        gw_rec_maybe_free(rc);
+    }
+}
+
+static void rec_fail_work(PGconn *c, void *arg)
+{
+    struct gw_rec_job *j = arg;
+    char actor[160];
+    snprintf(actor, sizeof actor, "ingest:%s", j->rc->gw->cfg->node_id);
+    recordings_mark_failed(c, j->id, j->reason, actor);
+}
+
+/* Disk full or a write error (SPEC issue 6.6): the recording fails with the
+ * reason; the live stream goes on. */
+static void rec_on_error(void *ctx, const char *path, const char *reason)
+{
+    struct gw_rec *rc = ctx;
+    metrics_add(METRIC_RECORDING_ERRORS_TOTAL, 1);
+    int i = gw_rec_slot(rc, path);
+    log_error("recording: failed room=%lld reason=\"%s\"", (long long)rc->room_id, reason);
+    if (i < 0)
+        return;
+    struct gw_rec_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return;
+    j->rc = rc;
+    j->id = rc->files[i].id;
+    snprintf(j->reason, sizeof j->reason, "%s", reason);
+    /* The row becomes FAILED; on_file_closed, which always follows, then
+     * only releases the slot. */
+    rc->files[i].failed = true;
+    rc->pending++; /* the job reads rc on the db thread: keep it alive */
+    if (db_pool_submit(rc->gw->db, rc->loop, rec_fail_work, rec_job_done, j) != 0) {
+        rc->pending--;
+        free(j);
+    }
+}
+
+static void rec_create_work(PGconn *c, void *arg)
+{
+    struct gw_rec_job *j = arg;
+    char actor[160];
+    snprintf(actor, sizeof actor, "ingest:%s", j->rc->gw->cfg->node_id);
+    struct recording_new in = {j->rc->room_id, j->rc->session_id, j->rc->gw->cfg->node_id, actor};
+    j->rc_status = recordings_create(c, &in, &j->row);
+}
+
+static void rec_create_done(void *arg)
+{
+    struct gw_rec_job *j = arg;
+    struct gw_stream *s = j->s;
+    struct gw_rec *rc = j->rc;
+    if (j->rc_status != 0) {
+        if (j->rc_status > 0)
+            log_info("recording: not started room=%lld status=%d", (long long)rc->room_id, j->rc_status);
+    } else if (s->rec && s->rec_ctx == rc) {
+        int slot = -1;
+        for (int i = 0; i < GW_REC_FILES && slot < 0; i++)
+            if (!rc->files[i].id)
+                slot = i;
+        if (slot >= 0) {
+            snprintf(rc->files[slot].rel, sizeof rc->files[slot].rel, "%s", j->row.path);
+            snprintf(rc->files[slot].path, sizeof rc->files[slot].path, "%s/%s", s->gw->cfg->data_dir,
+                     j->row.path);
+            if (recorder_set_path(s->rec, rc->files[slot].path) == 0) {
+                rc->files[slot].id = j->row.id;
+                rc->files[slot].failed = false;
+                rc->pending++;
+                log_info("recording: started room=%lld recording=%lld", (long long)rc->room_id,
+                         (long long)j->row.id);
+            }
+        }
+    } else {
+        /* The recorder went away while the row was created: close it empty. */
+        struct gw_rec_job *f = calloc(1, sizeof *f);
+        if (f) {
+            f->rc = rc;
+            f->id = j->row.id;
+            snprintf(f->reason, sizeof f->reason, "no media recorded");
+            rc->pending++;
+            if (db_pool_submit(s->gw->db, rc->loop, rec_close_work, rec_job_done, f) != 0) {
+                rc->pending--;
+                free(f);
+            }
+        }
+    }
+    rc->pending--; /* the create job's own hold */
+    gw_rec_maybe_free(rc);
+    stream_unref(s);
+    free(j);
+}
+
+/* Asks the database for a new recording row; the recorder queues frames
+ * until the path arrives. */
+static void rec_new_file(struct gw_stream *s)
+{
+    struct gw_rec_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return;
+    j->rc = s->rec_ctx;
+    j->s = s;
+    stream_ref(s);
+    s->rec_ctx->pending++;
+    if (db_pool_submit(s->gw->db, s->loop, rec_create_work, rec_create_done, j) != 0) {
+        s->rec_ctx->pending--;
+        stream_unref(s);
+        free(j);
+    }
+}
+
+static void rec_start(struct gw_stream *s)
+{
+    if (s->rec || !s->room_id || s->state != GW_PUBLISHING)
+        return;
+    struct gw_rec *rc = calloc(1, sizeof *rc);
+    if (!rc)
+        return;
+    rc->gw = s->gw;
+    rc->loop = s->loop;
+    rc->room_id = s->room_id;
+    rc->session_id = s->session_id;
+    rc->alive = true;
+    struct recorder_config cfg = {0};
+    cfg.loop = s->loop;
+    cfg.writer = s->gw->writer;
+    cfg.ctx = rc;
+    cfg.on_error = rec_on_error;
+    cfg.on_file_closed = rec_on_file_closed;
+    s->rec = recorder_new(&cfg);
+    if (!s->rec) {
+        free(rc);
+        return;
+    }
+    s->rec_ctx = rc;
+    for (int k = 0; k < 2; k++)
+        if (s->cfg_extradata[k])
+            recorder_codec_config(s->rec, &s->cfg_cache[k]);
+    rec_new_file(s);
+}
+
+/* stop_intent: asked for (API stop): the room's is_recording goes false. */
+static void rec_stop(struct gw_stream *s, bool stop_intent)
+{
+    if (!s->rec)
+        return;
+    s->rec_ctx->stop_intent = stop_intent;
+    recorder_close(s->rec, NULL);
+    recorder_free(s->rec);
+    s->rec = NULL;
+    s->rec_ctx->alive = false;
+    gw_rec_maybe_free(s->rec_ctx);
+    s->rec_ctx = NULL;
+}
+
+struct gw_intent_job {
+    struct gw_stream *s;
+    int64_t room_id;
+    bool recording;
+};
+
+static void rec_intent_work(PGconn *c, void *arg)
+{
+    struct gw_intent_job *j = arg;
+    char a[24];
+    snprintf(a, sizeof a, "%lld", (long long)j->room_id);
+    const char *p[1] = {a};
+    PGresult *r = db_exec(c, "recording intent",
+                          "SELECT is_recording FROM video_rooms WHERE id = $1"
+                          " AND video_room_state IN ('LIVE', 'LIVE_INACTIVE')",
+                          1, p, NULL);
+    j->recording = r && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+}
+
+static void rec_intent_done(void *arg)
+{
+    struct gw_intent_job *j = arg;
+    struct gw_stream *s = j->s;
+    if (s->room_id == j->room_id && s->state == GW_PUBLISHING) {
+        if (j->recording)
+            rec_start(s);
+        else
+            rec_stop(s, false);
+    }
+    stream_unref(s);
+    free(j);
+}
+
+/* Reads the room's recording intent and starts or stops the recorder. */
+static void rec_sync(struct gw_stream *s)
+{
+    if (!s->room_id)
+        return;
+    struct gw_intent_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return;
+    j->s = s;
+    j->room_id = s->room_id;
+    stream_ref(s);
+    if (db_pool_submit(s->gw->db, s->loop, rec_intent_work, rec_intent_done, j) != 0) {
+        stream_unref(s);
+        free(j);
+    }
+}
+
+static void cache_codec_config(struct gw_stream *s, const struct media_codec_config *cfg)
+{
+    int k = cfg->kind == MEDIA_KIND_AUDIO ? 1 : 0;
+    uint8_t *copy = malloc(cfg->extradata_len ? cfg->extradata_len : 1);
+    if (!copy)
+        return;
+    memcpy(copy, cfg->extradata, cfg->extradata_len);
+    free(s->cfg_extradata[k]);
+    s->cfg_extradata[k] = copy;
+    s->cfg_cache[k] = *cfg;
+    s->cfg_cache[k].extradata = copy;
+}
+
 /* Binds the stream to a room (the key is live there). */
 static void stream_bind_room(struct gw_stream *s, int64_t room_id, bool reconnect)
 {
@@ -267,6 +609,7 @@ static void stream_bind_room(struct gw_stream *s, int64_t room_id, bool reconnec
         s->preview_on = false;
     }
     log_info("gateway: stream joins room key_id=%lld room=%lld", (long long)s->key_id, (long long)room_id);
+    rec_sync(s);
 }
 
 /* ------------------------------------------------------- db jobs */
@@ -487,9 +830,12 @@ static void on_codec_config(void *ctx, struct rtmp_session *sess, const struct m
     struct gw_stream *s = rtmp_session_userdata(sess);
     if (!s || s->state != GW_PUBLISHING)
         return;
+    cache_codec_config(s, cfg);
     if (cmaf_segmenter_config(s->seg, cfg) != 0)
         log_warn("gateway: codec config not packaged key_id=%lld codec=%s", (long long)s->key_id,
                  cfg->codec_string);
+    if (s->rec && recorder_codec_config(s->rec, cfg) == RECORDER_ROTATED)
+        rec_new_file(s); /* ING-9: a new file for the new codec configuration */
 }
 
 static void heartbeat_if_due(struct gw_stream *s)
@@ -509,6 +855,8 @@ static void on_frame(void *ctx, struct rtmp_session *sess, const struct media_fr
     struct gw_stream *s = rtmp_session_userdata(sess);
     if (!s || s->state != GW_PUBLISHING)
         return;
+    if (s->rec)
+        recorder_frame(s->rec, f);
     if (cmaf_segmenter_frame(s->seg, f) < 0) {
         log_error("gateway: packager failed key_id=%lld, closing publisher", (long long)s->key_id);
         rtmp_session_close(sess, "packager error");
@@ -526,6 +874,7 @@ static void on_close(void *ctx, struct rtmp_session *sess, const char *reason)
     s->sess = NULL;
     if (s->state == GW_PUBLISHING) {
         gw_list_remove(gw, s);
+        rec_stop(s, false); /* a reconnect starts a new file (REC-1) */
         cmaf_segmenter_flush(s->seg);
         if (s->preview_on)
             media_index_set_inactive(s->preview);
@@ -562,6 +911,10 @@ static void cmd_run(void *arg)
     if (s->state == GW_PUBLISHING && s->sess) {
         if (strcmp(c->type, "room_started") == 0) {
             stream_bind_room(s, c->room_id, false);
+        } else if (strcmp(c->type, "recording_start") == 0 && s->room_id == c->room_id) {
+            rec_start(s);
+        } else if (strcmp(c->type, "recording_stop") == 0 && s->room_id == c->room_id) {
+            rec_stop(s, true);
         } else if (strcmp(c->type, "key_force_terminated") == 0 || strcmp(c->type, "takeover") == 0 ||
                    strcmp(c->type, "room_ended") == 0 || strcmp(c->type, "room_deleted") == 0) {
             log_info("gateway: disconnecting publisher key_id=%lld cause=%s", (long long)s->key_id, c->type);
@@ -691,7 +1044,15 @@ struct gateway *gateway_start(const struct gateway_deps *d, char *err, size_t er
     gw->loops = d->media_loops;
     gw->nloops = d->nmedia_loops;
     gw->registry = d->registry;
+    gw->finalizer = d->finalizer;
     pthread_mutex_init(&gw->mu, NULL);
+    gw->writer = file_writer_new("rec-writer", 0, 0);
+    if (!gw->writer) {
+        snprintf(err, errlen, "gateway: cannot start the recording writer");
+        pthread_mutex_destroy(&gw->mu);
+        free(gw);
+        return NULL;
+    }
 
     /* OPS-6: sessions this node left open before a crash or restart. */
     PGconn *c = db_connect(d->conninfo, err, errlen);
@@ -736,6 +1097,7 @@ struct gateway *gateway_start(const struct gateway_deps *d, char *err, size_t er
 fail:
     if (gw->notify)
         notify_listener_stop(gw->notify);
+    file_writer_free(gw->writer);
     pthread_mutex_destroy(&gw->mu);
     free(gw);
     return NULL;
@@ -760,6 +1122,12 @@ void gateway_stop(struct gateway *gw)
         rtmp_server_free(gw->rtmp);
         gw->rtmp = NULL;
     }
+    /* Recorders closed with their sessions: write and close their files now,
+     * while the loops and the db pool still run to record the results. */
+    if (gw->writer) {
+        file_writer_free(gw->writer);
+        gw->writer = NULL;
+    }
 }
 
 void gateway_free(struct gateway *gw)
@@ -768,13 +1136,6 @@ void gateway_free(struct gateway *gw)
         return;
     pthread_mutex_destroy(&gw->mu);
     free(gw);
-}
-
-int gateway_room_viewer_count(struct gateway *gw, int64_t room_id)
-{
-    (void)gw;
-    (void)room_id;
-    return 0;
 }
 
 bool gateway_key_has_publisher(struct gateway *gw, int64_t key_id)

@@ -29,6 +29,7 @@ struct config;
 struct db_pool;
 struct loop;
 struct media_registry;
+struct finalizer;
 
 struct gateway_deps {
     const struct config *cfg;
@@ -38,6 +39,7 @@ struct gateway_deps {
     struct loop **media_loops;
     int nmedia_loops;
     struct media_registry *registry;
+    struct finalizer *finalizer;   /* recordings: fragmented → faststart (REC-3) */
 };
 
 /* Recovers what this node owned (OPS-6), starts the RTMP listener and the
@@ -51,8 +53,6 @@ const char *gateway_rtmp_address(const struct gateway *gw);
 void gateway_stop(struct gateway *gw);
 void gateway_free(struct gateway *gw);
 
-/* Distinct viewer sessions of the room in the last 30 s (SPEC PKG-8), on this node. */
-int gateway_room_viewer_count(struct gateway *gw, int64_t room_id);
 /* A publisher is connected on this node for the stream key. */
 bool gateway_key_has_publisher(struct gateway *gw, int64_t key_id);
 /* Number of accepted publishers on this node. */

@@ -8,6 +8,7 @@
 int cli_serve(struct config *cfg, int argc, char **argv);
 int cli_migrate(struct config *cfg, int argc, char **argv);
 int cli_app(struct config *cfg, int argc, char **argv);
+int cli_sweep(struct config *cfg, int argc, char **argv);
 
 /* The conninfo to use: database_url, or the local server scripts/pg.sh
  * starts under data_dir (socket in data_dir/pg/run). */

@@ -3,7 +3,9 @@
  * Settings (SPEC §9) are resolved once for every subcommand: defaults, config
  * file, environment, flags. Unknown subcommands and unknown flags are a
  * one-line error and exit status 2. */
+#include <libavutil/log.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@ static void usage(FILE *f)
             "  migrate            apply database schema migrations and exit\n"
             "  app create NAME    create an app (tenant); prints its API credentials once\n"
             "                     (--json: one JSON object on stdout)\n"
+            "  sweep --once       delete expired recordings, archive rooms, remove orphans\n"
             "  version            print the version\n"
             "\n"
             "Run `castgate SUBCOMMAND --help` for details. Common flag: --config FILE.\n\n",
@@ -50,6 +53,22 @@ void cli_database_conninfo(const struct config *cfg, char *out, size_t outlen)
     snprintf(out, outlen, "host=%s/pg/run dbname=castgate user=castgate", abs);
 }
 
+/* libav's messages become one castgate log line each (OPS-5), warnings
+ * and worse only. */
+static void libav_log(void *avcl, int level, const char *fmt, va_list vl)
+{
+    if (level > AV_LOG_WARNING)
+        return;
+    char line[1024];
+    int print_prefix = 1;
+    av_log_format_line2(avcl, level, fmt, vl, line, sizeof line, &print_prefix);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = 0;
+    if (n)
+        log_write(level <= AV_LOG_ERROR ? LOG_ERROR : LOG_WARN, "libav: %s", line);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -72,6 +91,8 @@ int main(int argc, char **argv)
         fn = cli_migrate;
     else if (strcmp(sub, "app") == 0)
         fn = cli_app;
+    else if (strcmp(sub, "sweep") == 0)
+        fn = cli_sweep;
     if (!fn) {
         fprintf(stderr, "castgate: unknown subcommand \"%s\" (try castgate --help)\n", sub);
         return 2;
@@ -89,6 +110,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level(cfg->log_level);
+    av_log_set_callback(libav_log);
     int rc = fn(cfg, sargc, sargv);
     free(cfg);
     return rc;

@@ -29,12 +29,16 @@
 #include "packager/segment_store.h"
 #include "api/metrics.h"
 #include "api/http_server.h"
+#include "api/recordings.h"
 #include "api/router.h"
+#include "api/viewer_access.h"
 #include "cli/cli.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "storage/db.h"
+#include "storage/finalizer.h"
 #include "storage/migrate.h"
+#include "storage/sweeper.h"
 
 static int mkdir_p(const char *path)
 {
@@ -116,6 +120,8 @@ static void register_routes(struct router *r)
     router_add(r, "GET", "/v1/room/{*rest}", room_status_handle_v1_other);
     router_add(r, "GET", "/hls/rooms/{id}/{file}", hls_rooms_handle);
     router_add(r, "GET", "/hls/keys/{id}/{file}", hls_keys_handle);
+    recordings_api_routes(r);
+    viewer_register_routes(r);
 }
 
 int cli_serve(struct config *cfg, int argc, char **argv)
@@ -141,6 +147,8 @@ int cli_serve(struct config *cfg, int argc, char **argv)
     struct router *router = NULL;
     struct http_server *http = NULL;
     struct event *sigint = NULL, *sigterm = NULL;
+    struct finalizer *finalizer = NULL;
+    struct sweeper *sweeper = NULL;
     struct api_ctx *ctx = calloc(1, sizeof *ctx);
     struct loop *media_loops[256] = {0};
     struct loop *accept_loop = NULL;
@@ -162,8 +170,37 @@ int cli_serve(struct config *cfg, int argc, char **argv)
         goto out;
     }
     int applied = migrate_apply(c, err, sizeof err);
-    PQfinish(c);
     if (applied < 0) {
+        PQfinish(c);
+        log_error("serve: %s", err);
+        goto out;
+    }
+    /* Recordings (REC-3, OPS-6): the finalizer thread, then this node's
+     * recordings left RECORDING/PROCESSING by a crash are finalized. */
+    struct finalizer_config fc = {
+        .conninfo = conninfo,
+        .data_dir = cfg->data_dir,
+        .node_id = cfg->node_id,
+        .recording_ttl_sec = cfg->recording_ttl_sec,
+    };
+    finalizer = finalizer_start(&fc, err, sizeof err);
+    if (!finalizer) {
+        PQfinish(c);
+        log_error("serve: %s", err);
+        goto out;
+    }
+    if (finalizer_recover(finalizer, c) < 0)
+        log_warn("serve: recovering unfinished recordings failed; retried at the next start");
+    PQfinish(c);
+    /* REC-4: a pass now, then every sweep_interval_sec, on its own thread. */
+    struct sweeper_config sc = {
+        .data_dir = cfg->data_dir,
+        .node_id = cfg->node_id,
+        .recording_ttl_sec = cfg->recording_ttl_sec,
+        .orphan_grace_sec = cfg->orphan_grace_sec,
+    };
+    sweeper = sweeper_start(conninfo, &sc, cfg->sweep_interval_sec, err, sizeof err);
+    if (!sweeper) {
         log_error("serve: %s", err);
         goto out;
     }
@@ -182,7 +219,7 @@ int cli_serve(struct config *cfg, int argc, char **argv)
     if (nmedia > 256)
         nmedia = 256;
     for (int i = 0; i < nmedia; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "media-%d", i);
         media_loops[i] = loop_new(name, 65536);
         if (!media_loops[i])
@@ -236,6 +273,10 @@ int cli_serve(struct config *cfg, int argc, char **argv)
     if (!delivery)
         goto out;
     hls_routes_init(delivery);
+    if (viewer_start(ctx, conninfo, err, sizeof err) != 0) {
+        log_error("serve: %s", err);
+        goto out;
+    }
     router = router_new();
     register_routes(router);
     http = http_server_new(ctx, router, err, sizeof err);
@@ -256,14 +297,14 @@ int cli_serve(struct config *cfg, int argc, char **argv)
             goto out;
     if (loop_start(accept_loop) != 0)
         goto out;
-    struct gateway_deps gd = {cfg, db, conninfo, accept_loop, media_loops, nmedia, registry};
+    struct gateway_deps gd = {cfg, db, conninfo, accept_loop, media_loops, nmedia, registry, finalizer};
     gw = gateway_start(&gd, err, sizeof err);
     if (!gw) {
         log_error("serve: %s", err);
         goto out;
     }
     ctx->gateway = gw;
-    log_info("ready rtmp=%s http=%s node=%s media_loops=%d", gateway_rtmp_address(gw),
+    log_always(LOG_INFO, "ready rtmp=%s http=%s node=%s media_loops=%d", gateway_rtmp_address(gw),
              http_server_address(http), cfg->node_id, nmedia);
     loop_run_here(main_loop);
     rc = 0;
@@ -273,7 +314,8 @@ out:
      * to the db pool), then the pool drains while the loops that receive
      * its results still run, then the loops stop. */
     gateway_stop(gw);
-    db_pool_free(db);
+    viewer_stop_timers(); /* frees the viewer timers: no db jobs after the pool */
+    db_pool_stop(db);     /* drains; later submissions are refused, not a use after free */
     if (accept_loop)
         loop_stop(accept_loop);
     for (int i = 0; i < nmedia; i++)
@@ -284,6 +326,8 @@ out:
         loop_post(http_loop, http_free_on_loop, http);
         loop_stop(http_loop);
     }
+    sweeper_stop(sweeper);
+    finalizer_stop(finalizer);
     if (sigint)
         event_free(sigint);
     if (sigterm)
@@ -292,6 +336,7 @@ out:
         loop_stop(http_loop);
         loop_free(http_loop);
     }
+    viewer_stop();
     if (main_loop)
         loop_free(main_loop);
     for (int i = 0; i < nmedia; i++)
@@ -299,6 +344,7 @@ out:
     if (accept_loop)
         loop_free(accept_loop);
     gateway_free(gw);
+    db_pool_free(db);
     media_registry_free(registry);
     segment_store_free(store);
     router_free(router);

@@ -59,7 +59,7 @@ done
 
 key=$(sed -n 's/.*"appApiKey":"\([^"]*\)".*/\1/p' "$demo")
 secret=$(sed -n 's/.*"appApiSecret":"\([^"]*\)".*/\1/p' "$demo")
-if [ -n "$key" ] && python3 scripts/demo_setup.py "$base" "$key" "$secret" 2>/dev/null; then
+if [ -n "$key" ] && python3 scripts/demo_setup.py "$base" "$key" "$secret"; then
     :
 else
     echo "run: castgate is serving on $base (API demo set-up not available)"

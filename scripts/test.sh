@@ -13,6 +13,15 @@ failed_names=""
 
 add() { pass=$((pass + $1)); fail=$((fail + $2)); }
 
+# A local PostgreSQL for every test level (unit tests of the state machine use it too).
+stop_pg=0
+if [ -z "${DATABASE_URL:-}" ]; then
+    DATABASE_URL=$(CASTGATE_PG_FAST=1 sh scripts/pg.sh start var/test | tail -n 1) || {
+        echo "FAIL: local PostgreSQL did not start"; echo "$pass passed, $((fail + 1)) failed"; exit 1; }
+    stop_pg=1
+fi
+export DATABASE_URL
+
 echo "== unit tests ($BUILD/tests)"
 for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue
@@ -37,13 +46,6 @@ done
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 echo "== end-to-end tests (tests/e2e)"
-stop_pg=0
-if [ -z "${DATABASE_URL:-}" ]; then
-    DATABASE_URL=$(CASTGATE_PG_FAST=1 sh scripts/pg.sh start var/test | tail -n 1) || {
-        echo "FAIL: local PostgreSQL did not start"; echo "$pass passed, $((fail + 1)) failed"; exit 1; }
-    stop_pg=1
-fi
-export DATABASE_URL
 export CASTGATE_BIN="$BUILD/castgate"
 export CASTGATE_BUILD="$BUILD"
 export CASTGATE_SAN="$SAN"
@@ -68,6 +70,18 @@ elif [ $rc -ne 0 ]; then
     add 0 1
     failed_names="$failed_names e2e(no report)"
 fi
+
+echo "== benchmark tool tests (bench/test_latency_probe.py)"
+out=$("$PY" bench/test_latency_probe.py 2>&1)
+rc=$?
+p=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' | tail -n 1)
+f=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' | tail -n 1)
+p=${p:-0}
+f=${f:-0}
+if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+add "$p" "$f"
+if [ "$f" -ne 0 ]; then printf '%s\n' "$out" | tail -20; failed_names="$failed_names latency_probe"; fi
+echo "ok   latency probe tools ($p passed)"
 
 if [ -d tests/browser ] && ls tests/browser/*.test.mjs >/dev/null 2>&1; then
     echo "== browser tests (tests/browser, headless Chromium)"

@@ -31,6 +31,7 @@ struct db_pool {
     struct db_job *head, *tail;
     size_t queued, running, cap;
     bool stopping;
+    bool stopped;           /* threads joined, connections closed */
     uint64_t jobs, busy_us;
 };
 
@@ -225,9 +226,9 @@ void db_pool_stats(struct db_pool *p, size_t *pending, uint64_t *jobs, uint64_t 
     pthread_mutex_unlock(&p->mu);
 }
 
-void db_pool_free(struct db_pool *p)
+void db_pool_stop(struct db_pool *p)
 {
-    if (!p)
+    if (!p || p->stopped)
         return;
     pthread_mutex_lock(&p->mu);
     p->stopping = true;
@@ -237,6 +238,14 @@ void db_pool_free(struct db_pool *p)
         pthread_join(p->workers[i].thread, NULL);
     for (int i = 0; i < p->n; i++)
         PQfinish(p->workers[i].conn);
+    p->stopped = true;
+}
+
+void db_pool_free(struct db_pool *p)
+{
+    if (!p)
+        return;
+    db_pool_stop(p);
     free(p->workers);
     free(p->conninfo);
     pthread_mutex_destroy(&p->mu);

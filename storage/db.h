@@ -27,8 +27,13 @@ struct db_pool *db_pool_new(const char *conninfo, int nconns, size_t queue_max, 
 /* Queue a job. reply may be NULL (no done callback). 0, or -1 if the queue is
  * full or the pool is stopping: then neither work nor done will be called. */
 int db_pool_submit(struct db_pool *p, struct loop *reply, db_work_fn work, loop_fn done, void *arg);
-/* Runs every queued job, joins the threads, closes connections. The loops
- * that receive `done` callbacks must still be running. */
+/* Refuses new jobs from now on (db_pool_submit returns -1), runs every job
+ * already queued, joins the threads and closes the connections. The loops
+ * that receive `done` callbacks must still be running. The pool stays
+ * allocated, so late submitters (an HTTP request racing shutdown) get a
+ * clean refusal. Idempotent. */
+void db_pool_stop(struct db_pool *p);
+/* db_pool_stop() if needed, then frees. Nothing may use the pool after. */
 void db_pool_free(struct db_pool *p);
 
 /* Jobs queued + running right now; total jobs; cumulative job time (µs). */

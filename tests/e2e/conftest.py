@@ -108,9 +108,10 @@ class Castgate:
 
     def start(self, timeout=20):
         self.log = open(self.log_path, "ab")
+        offset = self.log.tell()  # a restart appends: wait for a new ready line
         self.proc = subprocess.Popen([BIN, "serve", *self.args], stdout=self.log,
                                      stderr=subprocess.STDOUT, env=self.env)
-        wait_until(lambda: self.proc.poll() is not None or "ready rtmp=" in self.log_text(),
+        wait_until(lambda: self.proc.poll() is not None or "ready rtmp=" in self.log_text()[offset:],
                    timeout=timeout, what="castgate ready line")
         if self.proc.poll() is not None:
             raise AssertionError(f"castgate exited {self.proc.returncode}:\n{self.log_text()[-3000:]}")
@@ -118,7 +119,7 @@ class Castgate:
 
     def log_text(self):
         with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
+            return f.read().decode("latin1")
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
         if not self.proc or self.proc.poll() is not None:
