@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -24,6 +25,7 @@
 #define CACHE_IMMUTABLE "public, max-age=31536000, immutable"
 #define HLS_MAX_QUERY 4096
 #define HLS_MAX_FILE 64
+#define HLS_MAX_SINGLE_WRITE (1 << 20)
 
 /* ---- pure parsers ------------------------------------------------------------ */
 
@@ -281,6 +283,14 @@ static void send_reply(struct reply *rp, int status, const char *mime, const cha
         if (body)
             evbuffer_drain(body, evbuffer_get_length(body));
     }
+    if (body && evbuffer_get_length(body) > 16384) {
+        /* libevent 2.1 writes at most 16 KiB per loop pass by default: a
+         * 600 KiB segment took ~40 epoll rounds */
+        struct evhttp_connection *conn = evhttp_request_get_connection(rp->req);
+        struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+        if (bev)
+            bufferevent_set_max_single_write(bev, HLS_MAX_SINGLE_WRITE);
+    }
     evhttp_send_reply(rp->req, status, NULL, rp->head ? NULL : body);
     if (body)
         evbuffer_free(body);
@@ -315,18 +325,14 @@ static enum media_index_playlist playlist_of(enum hls_file_kind kind)
                                          : MEDIA_INDEX_MEDIA;
 }
 
-/* Renders a playlist into a new immutable buffer (shared when several parked
- * requests get the same text). MEDIA_INDEX_OK, _NOT_FOUND or _ERR. */
+/* A playlist as an immutable buffer (shared when several requests get the
+ * same text: the index caches playlists without a URI suffix until it
+ * changes). MEDIA_INDEX_OK, _NOT_FOUND or _ERR. */
 static int render_playlist(struct hls_delivery *d, struct media_index *idx, enum media_index_playlist which,
                            bool skip, const char *sfx, struct media_buf **out)
 {
-    struct playlist_buf pb;
-    playlist_buf_init(&pb, d->pl_max);
-    int r = media_index_render(idx, which, skip, sfx, &pb);
-    *out = r == MEDIA_INDEX_OK && pb.len > 0 ? media_buf_new(pb.data, pb.len) : NULL;
-    playlist_buf_free(&pb);
-    if (r == MEDIA_INDEX_OK && !*out)
-        r = MEDIA_INDEX_ERR;
+    int r;
+    *out = media_index_playlist(idx, which, skip, sfx, d->pl_max, &r);
     if (r == MEDIA_INDEX_ERR)
         log_error("hls: playlist render failed index=%s which=%d", media_index_name(idx), (int)which);
     return r;

@@ -331,12 +331,14 @@ def nearest_send(frames, media_ms, tol_ms):
 def next_send(frames, media_ms, slack_ms):
     """Wall µs of the first frame at or after media_ms (less slack_ms for
     rounding): the frame that closes a segment or part ending at media_ms.
-    None when the stream ended before it."""
+    None when the stream ended before it, or when that frame is the last one
+    sent: then what closes the segment or part is the publisher leaving (the
+    server cannot know the frame's duration before), not a frame."""
     if not frames:
         return None
     ts, wall = frames
     i = bisect.bisect_left(ts, media_ms - slack_ms)
-    return wall[i] if i < len(ts) else None
+    return wall[i] if i < len(ts) - 1 else None
 
 
 def cmd_analyze(args):
@@ -357,6 +359,10 @@ def cmd_analyze(args):
 
     out = {"segments": {}, "parts": {}}
     seg_first, seg_end, part_first, part_end, pdt_lat = [], [], [], [], []
+    # Without the stream's first segment: until it exists there is no
+    # playlist (404, polled), so it and its parts show the start-up, not the
+    # steady state.
+    seg_end_steady, part_end_steady = [], []
     late = 0
     unmatched = 0
     gaps = []
@@ -395,6 +401,8 @@ def cmd_analyze(args):
             if t_end is not None:
                 d = (e["seen_us"] - t_end) / 1000.0
                 seg_end.append(d)
+                if e["msn"] != segs[0]["msn"]:
+                    seg_end_steady.append(d)
                 if d > args.late_ms:
                     late += 1
             p = pdt_epoch(e.get("pdt"))
@@ -417,6 +425,8 @@ def cmd_analyze(args):
                 part_first.append((e["seen_us"] - t_first) / 1000.0)
             if t_end is not None:
                 part_end.append((e["seen_us"] - t_end) / 1000.0)
+                if segs and e["msn"] != segs[0]["msn"]:
+                    part_end_steady.append((e["seen_us"] - t_end) / 1000.0)
 
     out["streams"] = len(by_stream)
     out["join"] = "+".join(sorted(join_modes)) or None
@@ -429,7 +439,9 @@ def cmd_analyze(args):
     out["segments"] = {"since_first_frame_ms": summary(seg_first), "since_end_ms": summary(seg_end),
                        "late": late, "late_threshold_ms": args.late_ms, "unmatched": unmatched,
                        "interarrival_ms": summary(gaps), "cadence_late": cadence_late}
-    out["parts"] = {"since_first_frame_ms": summary(part_first), "since_end_ms": summary(part_end)}
+    out["segments"]["since_end_ms_after_first"] = summary(seg_end_steady)
+    out["parts"] = {"since_first_frame_ms": summary(part_first), "since_end_ms": summary(part_end),
+                    "since_end_ms_after_first_segment": summary(part_end_steady)}
     if pdt_lat:
         out["segments"]["since_pdt_ms"] = summary(pdt_lat)
     text = json.dumps(out, indent=2)

@@ -1,6 +1,6 @@
 /* pkg_cost.c — CPU cost of packaging one stream (FLV frames -> CMAF parts).
  *
- *   build/bench/pkg_cost [FILE.flv] [RUNS]
+ *   build/bench/pkg_cost [FILE.flv] [RUNS] [DUMP.mp4]
  *
  * Loads an FLV (H.264 + AAC) into memory — by default a 60 s 1280x720 30 fps
  * 2.5 Mbit/s clip made once with the ffmpeg CLI under /tmp — and runs it
@@ -8,7 +8,9 @@
  * in-process: no RTMP, no index, no I/O. It prints the process CPU time of
  * the fastest and the median run and the packaging CPU per second of media,
  * i.e. the share of one core a live stream of this kind costs the packager.
- * Output: one line of key=value for bench/run.sh. */
+ * Output: one line of key=value for bench/run.sh. With DUMP.mp4, the init
+ * segment and every part of the last run are also written there, one after
+ * the other (a fragmented MP4 that ffprobe reads), to check the output. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,7 @@
 
 struct counts {
     uint64_t inits, parts, segments, bytes;
+    FILE *dump;
 };
 
 static void on_init(void *ctx, const struct cmaf_init *i)
@@ -29,6 +32,8 @@ static void on_init(void *ctx, const struct cmaf_init *i)
     struct counts *c = ctx;
     c->inits++;
     c->bytes += i->len;
+    if (c->dump)
+        fwrite(i->data, 1, i->len, c->dump);
 }
 
 static void on_part(void *ctx, const struct cmaf_part *p)
@@ -36,6 +41,8 @@ static void on_part(void *ctx, const struct cmaf_part *p)
     struct counts *c = ctx;
     c->parts++;
     c->bytes += p->len;
+    if (c->dump)
+        fwrite(p->data, 1, p->len, c->dump);
 }
 
 static void on_segment(void *ctx, const struct cmaf_segment *g)
@@ -144,7 +151,13 @@ int main(int argc, char **argv)
     struct counts c = { 0 };
     for (int r = 0; r < runs; r++) {
         memset(&c, 0, sizeof(c));
+        if (r == runs - 1 && argc > 3 && !(c.dump = fopen(argv[3], "wb"))) {
+            fprintf(stderr, "pkg_cost: cannot write %s\n", argv[3]);
+            return 1;
+        }
         cpu[r] = run_once(&flv, &c);
+        if (c.dump)
+            fclose(c.dump);
         if (cpu[r] < 0)
             return 1;
     }

@@ -139,10 +139,8 @@ def cpu_delta_s(a, b):
 # ---------------------------------------------------------------- helpers
 
 
-def run_wrk(url, seconds):
-    """wrk -t2 -c32 against url. Returns requests/s, MB/s, errors."""
-    if not shutil.which("wrk"):
-        return {"url": url, "skipped": "wrk not installed"}
+def wrk_once(url, seconds):
+    """One wrk -t2 -c32 run against url: requests/s, MB/s, errors."""
     try:
         p = subprocess.run(["wrk", "-t2", "-c32", "-d%ds" % seconds, url], capture_output=True,
                            text=True, timeout=seconds + 30)
@@ -162,6 +160,23 @@ def run_wrk(url, seconds):
     r["socket_errors"] = m.group(0) if m else None
     m = re.search(r"Latency\s+([\d.]+\w+)", out)
     r["latency_avg"] = m.group(1) if m else None
+    return r
+
+
+def run_wrk(url, seconds, runs=None):
+    """wrk -t2 -c32 against url, WRK_RUNS times (default 3): the run with the
+    median requests/s, and every run's requests/s (the machine is shared, a
+    single short run is noisy)."""
+    if not shutil.which("wrk"):
+        return {"url": url, "skipped": "wrk not installed"}
+    runs = runs or max(1, int(os.environ.get("WRK_RUNS", "3")))
+    results = [wrk_once(url, seconds) for _ in range(runs)]
+    ok = sorted((r for r in results if r.get("requests_per_s") is not None), key=lambda r: r["requests_per_s"])
+    if not ok:
+        return results[0]
+    r = dict(ok[len(ok) // 2])
+    r["runs_requests_per_s"] = [x.get("requests_per_s") for x in results]
+    r["non_2xx"] = sum(x.get("non_2xx") or 0 for x in results)
     return r
 
 
@@ -386,7 +401,10 @@ class CastgateTarget:
         segs = [e for e in events if e.get("kind") == "segment" and e.get("stream") == self.stream_keys[0]]
         if not segs:
             return None
-        seg = pl.rsplit("/", 1)[0] + "/" + segs[-1]["uri"].split("?")[0].lstrip("/").split("/")[-1]
+        # a full segment, like nginx's static 2 s one: not the last, which the
+        # publisher's departure may have cut short
+        pick = segs[-2] if len(segs) > 1 else segs[-1]
+        seg = pl.rsplit("/", 1)[0] + "/" + pick["uri"].split("?")[0].lstrip("/").split("/")[-1]
         return seg, pl
 
     def log_errors(self):
@@ -394,7 +412,9 @@ class CastgateTarget:
         try:
             with open(self.logpath) as f:
                 for line in f:
-                    if re.search(r"\b(error|ERROR)\b", line):
+                    # "<time> error ..." (core/log.c), or a sanitizer report;
+                    # not info lines that merely quote a reason ("socket error")
+                    if re.match(r"^\S+ error ", line) or "ERROR:" in line:
                         n += 1
         except (OSError, AttributeError):
             pass
@@ -558,8 +578,13 @@ def table(result):
             fmt(get(n, "latency", "segments", "since_end_ms", q), "%.0f") for q in ("p50", "p95", "p99"))),
         ("  (from first frame) p50/p99 ms", lambda n: "/".join(
             fmt(get(n, "latency", "segments", "since_first_frame_ms", q), "%.0f") for q in ("p50", "p99"))),
+        ("  (after the 1st segment) p50/p95/p99", lambda n: "/".join(
+            fmt(get(n, "latency", "segments", "since_end_ms_after_first", q), "%.0f") for q in ("p50", "p95", "p99"))),
         ("part latency p50/p95/p99 ms", lambda n: "/".join(
             fmt(get(n, "latency", "parts", "since_end_ms", q), "%.0f") for q in ("p50", "p95", "p99"))),
+        ("  (after the 1st segment) p50/p95/p99", lambda n: "/".join(
+            fmt(get(n, "latency", "parts", "since_end_ms_after_first_segment", q), "%.1f")
+            for q in ("p50", "p95", "p99"))),
         ("late segments (> 1 s / cadence)", lambda n: "%s/%s" % (
             fmt(get(n, "errors", "late_segments"), "%d"),
             fmt(get(n, "latency", "segments", "cadence_late"), "%d"))),

@@ -1,26 +1,26 @@
-/* cmaf_muxer.h — CMAF fragments in memory, over libavformat's mp4 muxer.
+/* cmaf_muxer.h — CMAF init segment and fragments in memory.
  *
- * One muxer = one init segment (ftyp+moov) and then any number of fragments
- * (moof+mdat), all written into a growable memory buffer with a ceiling; no
- * file or socket is touched (SPEC PKG-1, PKG-7). The muxer is driven with
- * samples whose timestamps are already in the track's timescale (90 kHz for
- * video, the sample rate for audio) and whose duration is known, and it
- * closes a fragment on request (movflags frag_custom): that fragment is one
- * LL-HLS part (SPEC PKG-3). Both tracks' samples written since the last flush
- * go into the one moof (one traf per track).
+ * One muxer = one init segment (ftyp+moov, written by libavformat's mp4
+ * muxer) and then any number of fragments (moof+mdat, written by this
+ * module), all in memory with a ceiling; no file or socket is touched (SPEC
+ * PKG-1, PKG-7). The muxer is driven with samples whose timestamps are
+ * already in the track's timescale (90 kHz for video, the sample rate for
+ * audio) and whose duration is known, and it closes a fragment on request:
+ * that fragment is one LL-HLS part (SPEC PKG-3). Both tracks' samples written
+ * since the last flush go into the one moof (one traf per track, video
+ * first; in the mdat each track's samples are contiguous, video first).
  *
- * Timestamps: the first sample written to each track sets that track's tfdt
- * (movflags frag_discont), so a muxer created mid-stream (new codec config,
- * SPEC ING-9) continues the media timeline instead of restarting at zero.
- * The flag is re-armed after every fragment, so each fragment's tfdt is the
- * dts of its first sample of that track: exactly the dts given, gaps kept. Composition offsets are written as
- * given (pts - dts >= 0, trun version 0), without an edit list and without
- * shifting the decode timeline. (movflags "cmaf" is not used: it forces
- * negative CTS offsets, which shift every track's decode time by its first
- * composition offset; libavformat's own mp4 demuxer then reports video pts
- * one B-frame later than written. The boxes needed by CMAF / HLS fMP4 -
- * empty moov with mvex, moof with default-base-is-moof, tfdt v1 - are the
- * same; the ftyp carries iso5/iso6.)
+ * Timestamps: each fragment's tfdt (version 1) is the dts of its first sample
+ * of that track, so a muxer created mid-stream (new codec config, SPEC ING-9)
+ * continues the media timeline instead of restarting at zero, and a gap
+ * between fragments (a track that paused) stays a gap. Inside a fragment a
+ * sample lasts until the next one of its track; the last one lasts its given
+ * duration. Composition offsets are written as given (pts - dts >= 0, trun
+ * version 0), without an edit list and without shifting the decode timeline.
+ * (movflags "cmaf" is not used for the init: it forces negative CTS offsets,
+ * which shift every track's decode time by its first composition offset. The
+ * boxes needed by CMAF / HLS fMP4 - empty moov with mvex, moof with
+ * default-base-is-moof, tfdt v1 - are written; the ftyp carries iso5/iso6.)
  *
  * Threading: a muxer belongs to one thread; no call blocks. */
 #ifndef PACKAGER_CMAF_MUXER_H

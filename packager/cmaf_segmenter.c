@@ -46,6 +46,7 @@ struct qframe {
     long long wall_us;    /* arrival */
     bool key;
     bool disc;            /* first frame after a re-base (ING-8) */
+    bool cut_done;        /* the boundary before it was cut on arrival (early_cut) */
     size_t len;
     uint8_t data[];
 };
@@ -344,7 +345,8 @@ static long long wall_for(struct cmaf_segmenter *s, int64_t t_us, long long arri
     return w;
 }
 
-static int close_part(struct cmaf_segmenter *s, int64_t end_us)
+/* last: the segment closes right after this part (close_segment follows). */
+static int close_part(struct cmaf_segmenter *s, int64_t end_us, bool last)
 {
     const uint8_t *data;
     size_t len;
@@ -369,6 +371,7 @@ static int close_part(struct cmaf_segmenter *s, int64_t end_us)
     p.discontinuity = s->part_disc;
     p.wall_us = s->part_wall;
     p.ready_mono_us = now_mono(s);
+    p.ends_segment = last;
     s->part_index++;
     s->seg_bytes += len;
     s->stats.parts++;
@@ -431,7 +434,7 @@ static int cut_and_write(struct cmaf_segmenter *s, struct qframe *f, int kind)
     int ck = cutting_kind(s);
     int rc;
 
-    if (f->disc)
+    if (f->disc && !f->cut_done)
         s->force_disc = true;
     /* The muxer must not see overlapping samples: a frame whose predecessor
      * got an estimated duration may start a little earlier; move it. */
@@ -444,7 +447,9 @@ static int cut_and_write(struct cmaf_segmenter *s, struct qframe *f, int kind)
     }
     int64_t dur_us = max64(ts_to_us(t, f->dts + f->dur) - f->t_us, 1);
 
-    if (!s->seg_open) {
+    if (f->cut_done) {
+        /* boundary already cut when it arrived (early_cut) */
+    } else if (!s->seg_open) {
         bool can = s->tr[V].in_mux ? (kind == V && f->key) : true;
         if (!can) {
             s->stats.frames_dropped++;
@@ -462,13 +467,13 @@ static int cut_and_write(struct cmaf_segmenter *s, struct qframe *f, int kind)
                          f->t_us + dur_us - s->part_start_us > (int64_t)s->cfg.part_target_ms * 1000;
         bool too_big = cmaf_muxer_pending_bytes(s->mux) + f->len > s->max_part;
         if (can_seg && want_seg) {
-            if ((rc = close_part(s, f->t_us)) < 0)
+            if ((rc = close_part(s, f->t_us, true)) < 0)
                 return rc;
             close_segment(s, f->t_us);
             open_segment(s, f);
             open_part(s, f, kind);
         } else if (want_part || too_big) {
-            if ((rc = close_part(s, f->t_us)) < 0)
+            if ((rc = close_part(s, f->t_us, false)) < 0)
                 return rc;
             open_part(s, f, kind);
         }
@@ -561,6 +566,64 @@ static int pump(struct cmaf_segmenter *s, bool drain)
     return 0;
 }
 
+/* LL-HLS wants a part the moment it is complete. The frame that opens the
+ * next part is released only once the frame after it gives its duration
+ * (one frame later), but often the boundary before it is already certain
+ * when it arrives: a segment cut depends on its time and keyframe flag only,
+ * and a part cut is certain once the part would be over the target with any
+ * duration of it (>= 1 ms: timestamps strictly increase). Then, if the other
+ * track has delivered everything before it, the frames before it are written
+ * (the other track's last one with its estimated duration: AAC frames have
+ * a fixed length) and the boundary is cut now, with the same decision
+ * cut_and_write would take later; the frame follows into the new part when
+ * its duration is known. Uncertain cases wait for cut_and_write. */
+static int early_cut(struct cmaf_segmenter *s)
+{
+    if (!s->running || !s->seg_open || !s->part_open)
+        return 0;
+    int ck = cutting_kind(s), o = !ck;
+    struct track *t = &s->tr[ck], *u = &s->tr[o];
+    struct qframe *f = t->head;
+    if (!f || f->dur != 0 || f->cut_done || (t->mux_have && f->dts < t->mux_end))
+        return 0;
+    if (u->in_mux && !(u->has_newest && u->newest_t_us + u->fdur_us >= f->t_us) && !stalled(s, o, ck))
+        return 0;
+    bool can_seg = ck == V ? f->key : true;
+    bool want_seg = s->force_disc || f->disc ||
+                    f->t_us - s->seg_start_us + t->fdur_us / 2 >= (int64_t)s->cfg.segment_target_ms * 1000;
+    bool want_part = s->cfg.part_target_ms > 0 &&
+                     f->t_us + 1000 - s->part_start_us > (int64_t)s->cfg.part_target_ms * 1000;
+    bool seg = can_seg && want_seg;
+    if (!seg && !want_part)
+        return 0;
+    /* the other track's frames before f (in time order: it is in order) */
+    while (u->in_mux && u->head && u->head->t_us < f->t_us) {
+        struct qframe *g = u->head;
+        u->head = g->next;
+        if (!u->head)
+            u->tail = NULL;
+        s->queued_bytes -= g->len;
+        if (g->dur == 0)
+            g->dur = estimate_dur(u);
+        int rc = cut_and_write(s, g, o);
+        free(g);
+        if (rc < 0)
+            return rc;
+    }
+    if (f->disc)
+        s->force_disc = true;
+    int rc = close_part(s, f->t_us, seg);
+    if (rc < 0)
+        return rc;
+    if (seg) {
+        close_segment(s, f->t_us);
+        open_segment(s, f);
+    }
+    open_part(s, f, ck);
+    f->cut_done = true;
+    return 0;
+}
+
 /* ---- start / re-init -------------------------------------------------- */
 
 static int start_muxer(struct cmaf_segmenter *s)
@@ -601,7 +664,7 @@ static int drain_and_close(struct cmaf_segmenter *s)
     int rc = pump(s, true);
     if (rc < 0)
         return rc;
-    if (s->part_open && (rc = close_part(s, s->last_cut_end_us)) < 0)
+    if (s->part_open && (rc = close_part(s, s->last_cut_end_us, true)) < 0)
         return rc;
     close_segment(s, s->last_cut_end_us);
     return 0;
@@ -884,7 +947,10 @@ int cmaf_segmenter_frame(struct cmaf_segmenter *s, const struct media_frame *f)
 
     if (!s->running)
         return maybe_start(s);   /* over the ceiling, it starts with what it has */
-    return pump(s, false);
+    int rc = pump(s, false);
+    if (rc < 0)
+        return rc;
+    return early_cut(s);
 }
 
 int cmaf_segmenter_flush(struct cmaf_segmenter *s)

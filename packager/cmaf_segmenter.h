@@ -33,6 +33,10 @@
  *
  * Latency: a frame is packaged once the next frame of its track (its duration)
  * and the other track's frames up to its time are known (about one frame).
+ * A part or segment boundary that is already certain when the frame after it
+ * arrives is cut right then, so a part is published as soon as the frame
+ * that begins the next one arrives; the last part of a segment carries
+ * ends_segment.
  *
  * Threading: one segmenter belongs to one loop thread; no call blocks. Sink
  * callbacks run synchronously inside _config/_frame/_flush and must not call

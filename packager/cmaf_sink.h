@@ -50,6 +50,10 @@ struct cmaf_part {
     bool discontinuity;      /* first part after a timestamp jump / new init / reconnect */
     long long wall_us;       /* wall clock (µs since epoch) its first sample arrived: PROGRAM-DATE-TIME */
     long long ready_mono_us; /* monotonic clock when this part was closed (latency probes) */
+    /* The segment ends with this part: on_segment for its msn follows right
+     * after this call (a sink may close the segment now, so that readers
+     * woken by this part already see it complete). */
+    bool ends_segment;
 };
 
 struct cmaf_segment {

@@ -69,9 +69,10 @@ struct mi_seg {
     long long pdt_us;
     uint32_t init_id;
     bool discontinuity;
+    bool persisted;          /* its file is on disk (the store's writer said so) */
     uint64_t bytes;
     uint32_t nparts, cap;
-    struct mi_part *parts;   /* NULL for segments restored from disk */
+    struct mi_part *parts;   /* NULL: bytes not in memory (restored, or trimmed) */
 };
 
 struct mi_init {
@@ -103,6 +104,7 @@ struct media_index {
     char rel_dir[128];           /* hls/{kind}/{id}/seg */
     int64_t cfg_target_us, part_target_us;
     int window, ring_cap;
+    int mem_segments;            /* 0 = no trimming */
     bool keep_vod;
     uint32_t vod_max;
     size_t max_part_bytes;
@@ -113,6 +115,8 @@ struct media_index {
     uint32_t session_no;
     bool pending_disc;
     uint64_t next_msn;           /* msn of the open segment / the next one */
+    uint64_t closed_src_msn;     /* segmenter msn of the segment closed by ends_segment */
+    bool closed_src_valid;
     uint64_t disk_first_msn;     /* first msn this target ever had */
     bool have_disk_first;
 
@@ -148,6 +152,12 @@ struct media_index {
 
     uint64_t segments_total, parts_total, bytes_total;
     long long last_part_mono_us;
+
+    /* Rendered playlists without a URI suffix, valid while gen == cache_gen[k]:
+     * gen changes with everything a playlist shows. */
+    uint64_t gen;
+    struct media_buf *cache[4];  /* MULTIVARIANT, MEDIA, MEDIA skip, VOD */
+    uint64_t cache_gen[4];
 };
 
 static struct mi_seg *ring_at(struct media_index *idx, int i)
@@ -235,13 +245,18 @@ static void prune_inits_locked(struct media_index *idx)
 
 struct write_ctx {
     struct segment_store *store;
+    struct media_index *idx;     /* reference: segment writes only */
+    uint64_t msn;
     char rel_dir[128];
     char line[256];
     size_t nbufs;
     struct media_buf *bufs[];
 };
 
-/* Writer thread: the file is on disk (or failed); log it and drop refs. */
+static void trim_memory_locked(struct media_index *idx);
+
+/* Writer thread: the file is on disk (or failed); log it and drop refs. A
+ * segment on disk may now leave memory (mem_segments). */
 static void write_done(void *arg, int err)
 {
     struct write_ctx *w = arg;
@@ -249,11 +264,25 @@ static void write_done(void *arg, int err)
         segment_store_append(w->store, w->rel_dir, "index.log", w->line, strlen(w->line));
     for (size_t i = 0; i < w->nbufs; i++)
         media_buf_unref(w->bufs[i]);
+    if (w->idx) {
+        struct media_index *idx = w->idx;
+        if (err == 0) {
+            pthread_mutex_lock(&idx->mu);
+            struct mi_seg *s = ring_find(idx, w->msn);
+            if (s) {
+                s->persisted = true;
+                trim_memory_locked(idx);
+            }
+            pthread_mutex_unlock(&idx->mu);
+        }
+        media_index_unref(idx);
+    }
     free(w);
 }
 
+/* seg_msn >= 0: the file is that segment (write_done marks it persisted). */
 static void persist_locked(struct media_index *idx, const char *name, struct media_buf **bufs, size_t n,
-                           const char *line)
+                           const char *line, int64_t seg_msn)
 {
     if (!idx->store)
         return;
@@ -266,6 +295,10 @@ static void persist_locked(struct media_index *idx, const char *name, struct med
         return;
     }
     w->store = idx->store;
+    if (seg_msn >= 0 && idx->mem_segments > 0) {
+        w->idx = media_index_ref(idx);
+        w->msn = (uint64_t)seg_msn;
+    }
     snprintf(w->rel_dir, sizeof(w->rel_dir), "%s", idx->rel_dir);
     snprintf(w->line, sizeof(w->line), "%s", line);
     w->nbufs = n;
@@ -358,11 +391,42 @@ static void close_open_locked(struct media_index *idx, int64_t duration_us)
     snprintf(line, sizeof(line), "seg %" PRIu64 " %lld %lld %u %d %" PRIu64 " %lld\n", o->msn,
              (long long)o->duration_us, o->pdt_us, o->init_id, o->discontinuity ? 1 : 0, o->bytes,
              (long long)o->start_us);
-    persist_locked(idx, name, bufs, o->nparts, line);
+    persist_locked(idx, name, bufs, o->nparts, line, (int64_t)o->msn);
 
     vod_append_locked(idx, o);
     ring_push_locked(idx, o);
     prune_inits_locked(idx);
+    trim_memory_locked(idx);
+    idx->gen++;
+}
+
+static int64_t td_locked(struct media_index *idx);
+
+/* mem_segments: drops the bytes of complete segments that are on disk, older
+ * than the newest mem_segments, and whose parts are no longer listed (more
+ * than 3 target durations, plus one for safety, from the live edge: RFC
+ * 8216bis §6.2.2 lists parts only within 3). get_segment then answers
+ * ON_DISK for them; playlists are unchanged. */
+static void trim_memory_locked(struct media_index *idx)
+{
+    if (idx->mem_segments <= 0 || !idx->store)
+        return;
+    int64_t keep_us = 4 * td_locked(idx) * 1000000;
+    int64_t after = 0;   /* media time from the end of segment k to the live edge */
+    for (uint32_t i = 0; i < idx->open.nparts; i++)
+        after += idx->open.parts[i].duration_us;
+    for (int k = idx->ring_len - 1; k >= 0; k--) {
+        struct mi_seg *s = ring_at(idx, k);
+        bool old = idx->ring_len - k > idx->mem_segments && after >= keep_us;
+        after += s->duration_us;
+        if (!old || !s->parts || !s->persisted)
+            continue;
+        for (uint32_t i = 0; i < s->nparts; i++)
+            media_buf_unref(s->parts[i].buf);
+        free(s->parts);
+        s->parts = NULL;
+        s->nparts = s->cap = 0;
+    }
 }
 
 static void sink_on_init(void *ctx, const struct cmaf_init *init)
@@ -425,13 +489,14 @@ static void sink_on_init(void *ctx, const struct cmaf_init *init)
     in.id = idx->next_init_id++;
     idx->inits[idx->ninits] = in;
     idx->cur_init = idx->ninits++;
+    idx->gen++;
     if (had_media)
         idx->pending_disc = true; /* ING-9: new init → EXT-X-DISCONTINUITY */
     char name[32], line[256];
     snprintf(name, sizeof(name), "init-%u.mp4", in.id);
     snprintf(line, sizeof(line), "init %u %s %d %d %lld %d\n", in.id, in.codecs[0] ? in.codecs : "-", in.width,
              in.height, (long long)(in.frame_rate * 1000.0 + 0.5), in.audio_only ? 1 : 0);
-    persist_locked(idx, name, &buf, 1, line);
+    persist_locked(idx, name, &buf, 1, line, -1);
     pthread_mutex_unlock(&idx->mu);
     log_info("hls: init index=%s id=%u codecs=%s %dx%d", idx->name, in.id, in.codecs, in.width, in.height);
 }
@@ -514,6 +579,15 @@ static void sink_on_part(void *ctx, const struct cmaf_part *p)
     o->bytes += p->len;
     idx->parts_total++;
     idx->last_part_mono_us = p->ready_mono_us;
+    idx->gen++;
+    /* The segment is complete with this part: list it now, so a reader woken
+     * for this part sees the segment too (its duration is the sum of its
+     * parts, which is what on_segment would say). */
+    if (p->ends_segment) {
+        close_open_locked(idx, 0);
+        idx->closed_src_msn = p->msn;
+        idx->closed_src_valid = true;
+    }
     wake = want_notify_locked(idx, &fn, &arg);
     pthread_mutex_unlock(&idx->mu);
     if (wake)
@@ -530,6 +604,8 @@ static void sink_on_segment(void *ctx, const struct cmaf_segment *seg)
     if (idx->open.nparts > 0 && idx->open.src_msn == seg->msn) {
         close_open_locked(idx, seg->duration_us);
         wake = want_notify_locked(idx, &fn, &arg);
+    } else if (idx->closed_src_valid && idx->closed_src_msn == seg->msn) {
+        /* already closed with its last part (ends_segment) */
     } else {
         log_debug("hls: segment without open parts index=%s src_msn=%" PRIu64, idx->name, seg->msn);
     }
@@ -622,8 +698,9 @@ struct media_index *media_index_new(const struct media_index_opts *o)
     idx->part_target_us = o->part_target_us;
     int w = o->live_window_segments ? o->live_window_segments : 10;
     idx->window = w < 3 ? 3 : (w > MI_MAX_WINDOW ? MI_MAX_WINDOW : w);
-    int extra = o->keep_extra_segments > 0 ? o->keep_extra_segments : 4;
+    int extra = o->keep_extra_segments > 0 ? o->keep_extra_segments : o->keep_extra_segments < 0 ? 0 : 4;
     idx->ring_cap = idx->window + (extra > 64 ? 64 : extra);
+    idx->mem_segments = o->mem_segments > 0 && o->store ? o->mem_segments : 0;
     idx->keep_vod = o->keep_vod;
     idx->vod_max = o->vod_max_segments ? o->vod_max_segments : 200000;
     idx->max_part_bytes = o->max_part_bytes ? o->max_part_bytes : (size_t)32 << 20;
@@ -662,6 +739,8 @@ void media_index_unref(struct media_index *idx)
     seg_clear(&idx->open);
     for (int i = 0; i < idx->ninits; i++)
         media_buf_unref(idx->inits[i].buf);
+    for (int i = 0; i < 4; i++)
+        media_buf_unref(idx->cache[i]);
     for (uint32_t b = 0; b < idx->vod_nblocks; b++)
         free(idx->vod_blocks[b]);
     free(idx->vod_blocks);
@@ -679,6 +758,7 @@ uint32_t media_index_begin_session(struct media_index *idx)
 {
     pthread_mutex_lock(&idx->mu);
     close_open_locked(idx, 0);
+    idx->gen++;
     idx->session_no++;
     if (idx->state != MEDIA_INDEX_ENDED)
         idx->state = MEDIA_INDEX_LIVE;
@@ -697,6 +777,7 @@ static void set_state(struct media_index *idx, enum media_index_state st)
     bool wake = false;
     pthread_mutex_lock(&idx->mu);
     close_open_locked(idx, 0);
+    idx->gen++;
     bool changed = idx->state != st && idx->state != MEDIA_INDEX_ENDED;
     if (changed) {
         idx->state = st;
@@ -784,6 +865,7 @@ static int64_t freeze_td_locked(struct media_index *idx)
         int64_t pt = idx->max_part_us > idx->part_target_us ? idx->max_part_us : idx->part_target_us;
         idx->pt_us = idx->part_target_us > 0 ? (pt + 999) / 1000 * 1000 : 0;
         idx->td_frozen = true;
+        idx->gen++;
     }
     return idx->td_s;
 }
@@ -822,7 +904,8 @@ static void seg_desc(struct playlist_segment *d, const struct mi_seg *s)
     d->nparts = 0;
 }
 
-static int render_media(struct media_index *idx, bool skip, const char *sfx, struct playlist_buf *out)
+static int render_media(struct media_index *idx, bool skip, const char *sfx, struct playlist_buf *out,
+                        uint64_t *gen)
 {
     struct snapshot *sn = malloc(sizeof(*sn));
     if (!sn)
@@ -866,6 +949,7 @@ static int render_media(struct media_index *idx, bool skip, const char *sfx, str
     m.preload_hint = ll && idx->state == MEDIA_INDEX_LIVE;
     m.hint_msn = o->nparts > 0 ? o->msn : idx->next_msn;
     m.hint_part = o->nparts;
+    *gen = idx->gen;
     pthread_mutex_unlock(&idx->mu);
 
     m.segs = sn->segs;
@@ -881,7 +965,7 @@ static int render_media(struct media_index *idx, bool skip, const char *sfx, str
     return rc == 0 ? MEDIA_INDEX_OK : MEDIA_INDEX_ERR;
 }
 
-static int render_vod(struct media_index *idx, const char *sfx, struct playlist_buf *out)
+static int render_vod(struct media_index *idx, const char *sfx, struct playlist_buf *out, uint64_t *gen)
 {
     pthread_mutex_lock(&idx->mu);
     uint32_t n = idx->vod_n;
@@ -892,6 +976,7 @@ static int render_vod(struct media_index *idx, const char *sfx, struct playlist_
     int64_t td = freeze_td_locked(idx);
     bool ended = idx->state == MEDIA_INDEX_ENDED;
     struct mi_meta **blocks = idx->vod_blocks;
+    *gen = idx->gen;
     pthread_mutex_unlock(&idx->mu);
 
     /* records [0, n) are immutable: read them without the lock */
@@ -937,7 +1022,7 @@ static void bandwidth_locked(struct media_index *idx, uint64_t *peak, uint64_t *
     *avg = dur > 0 ? bytes * 8 * 1000000 / (uint64_t)dur : 0;
 }
 
-static int render_multivariant(struct media_index *idx, const char *sfx, struct playlist_buf *out)
+static int render_multivariant(struct media_index *idx, const char *sfx, struct playlist_buf *out, uint64_t *gen)
 {
     struct mi_init in;
     struct playlist_variant v = {0};
@@ -948,6 +1033,7 @@ static int render_multivariant(struct media_index *idx, const char *sfx, struct 
     }
     in = idx->inits[idx->cur_init];
     bandwidth_locked(idx, &v.bandwidth, &v.average_bandwidth);
+    *gen = idx->gen;
     pthread_mutex_unlock(&idx->mu);
     v.codecs = in.codecs;
     v.width = in.width;
@@ -958,20 +1044,64 @@ static int render_multivariant(struct media_index *idx, const char *sfx, struct 
     return playlist_render_multivariant(out, &v) == 0 ? MEDIA_INDEX_OK : MEDIA_INDEX_ERR;
 }
 
-int media_index_render(struct media_index *idx, enum media_index_playlist which, bool skip, const char *uri_suffix,
-                       struct playlist_buf *out)
+static int render_any(struct media_index *idx, enum media_index_playlist which, bool skip, const char *uri_suffix,
+                      struct playlist_buf *out, uint64_t *gen)
 {
     if (!playlist_suffix_ok(uri_suffix))
         return MEDIA_INDEX_ERR;
     switch (which) {
     case MEDIA_INDEX_MULTIVARIANT:
-        return render_multivariant(idx, uri_suffix, out);
+        return render_multivariant(idx, uri_suffix, out, gen);
     case MEDIA_INDEX_MEDIA:
-        return render_media(idx, skip, uri_suffix, out);
+        return render_media(idx, skip, uri_suffix, out, gen);
     case MEDIA_INDEX_VOD:
-        return render_vod(idx, uri_suffix, out);
+        return render_vod(idx, uri_suffix, out, gen);
     }
     return MEDIA_INDEX_ERR;
+}
+
+int media_index_render(struct media_index *idx, enum media_index_playlist which, bool skip, const char *uri_suffix,
+                       struct playlist_buf *out)
+{
+    uint64_t gen;
+    return render_any(idx, which, skip, uri_suffix, out, &gen);
+}
+
+struct media_buf *media_index_playlist(struct media_index *idx, enum media_index_playlist which, bool skip,
+                                       const char *uri_suffix, size_t max, int *rc)
+{
+    /* skip is ignored (so the same text) unless LL-HLS: see render_media */
+    int slot = which == MEDIA_INDEX_MULTIVARIANT ? 0 : which == MEDIA_INDEX_VOD ? 3 : skip ? 2 : 1;
+    bool cacheable = !uri_suffix || !uri_suffix[0];
+    if (cacheable) {
+        pthread_mutex_lock(&idx->mu);
+        struct media_buf *hit = idx->cache[slot] && idx->cache_gen[slot] == idx->gen ? media_buf_ref(idx->cache[slot])
+                                                                                     : NULL;
+        pthread_mutex_unlock(&idx->mu);
+        if (hit) {
+            *rc = MEDIA_INDEX_OK;
+            return hit;
+        }
+    }
+    struct playlist_buf pb;
+    uint64_t gen = 0;
+    playlist_buf_init(&pb, max ? max : (size_t)16 << 20);
+    int r = render_any(idx, which, skip, uri_suffix, &pb, &gen);
+    struct media_buf *text = r == MEDIA_INDEX_OK && pb.len > 0 ? media_buf_new(pb.data, pb.len) : NULL;
+    playlist_buf_free(&pb);
+    if (r == MEDIA_INDEX_OK && !text)
+        r = MEDIA_INDEX_ERR;
+    *rc = r;
+    if (text && cacheable) {
+        pthread_mutex_lock(&idx->mu);
+        if (gen == idx->gen && (!idx->cache[slot] || idx->cache_gen[slot] != gen)) {
+            media_buf_unref(idx->cache[slot]);
+            idx->cache[slot] = media_buf_ref(text);
+            idx->cache_gen[slot] = gen;
+        }
+        pthread_mutex_unlock(&idx->mu);
+    }
+    return text;
 }
 
 /* ---- blocking reload ------------------------------------------------------- */

@@ -67,7 +67,14 @@ struct media_index_opts {
     int64_t target_duration_us;    /* configured segment target; 0 = 2 s */
     int64_t part_target_us;        /* configured part target; 0 = LL-HLS off */
     int live_window_segments;      /* segments in media.m3u8; 0 = 10; clamped to [3, 64] */
-    int keep_extra_segments;       /* kept in memory after leaving the window; 0 = 4 */
+    int keep_extra_segments;       /* kept after leaving the window; 0 = 4, < 0 = none */
+    /* With a store: how many of the newest complete segments keep their bytes
+     * in memory (0 = every segment of the window and the extra ones). Older
+     * ones are served from disk (get_segment answers ON_DISK) once their
+     * file is written; a segment whose parts are still listed (within three
+     * target durations of the live edge, plus one) always stays. Ignored
+     * without a store: a memory-only index keeps its whole window. */
+    int mem_segments;
     bool keep_vod;                 /* keep metadata of every segment since start (vod.m3u8) */
     uint32_t vod_max_segments;     /* ceiling of that list; 0 = 200000 */
     size_t max_part_bytes;         /* ceiling per part / init; 0 = 32 MiB */
@@ -139,6 +146,14 @@ enum {
  * VOD list). */
 int media_index_render(struct media_index *idx, enum media_index_playlist which, bool skip,
                        const char *uri_suffix, struct playlist_buf *out);
+
+/* The same playlist as an immutable buffer (a new reference, *rc = OK), or
+ * NULL with *rc = NOT_FOUND / ERR. Playlists without a URI suffix are cached
+ * until the index changes, so concurrent and repeated requests (every viewer
+ * of a room polling media.m3u8) share one rendering. max: ceiling of the
+ * text (0 = 16 MiB). */
+struct media_buf *media_index_playlist(struct media_index *idx, enum media_index_playlist which, bool skip,
+                                       const char *uri_suffix, size_t max, int *rc);
 
 /* Blocking playlist reload (RFC 8216bis §6.2.5.2). part < 0: _HLS_msn only. */
 enum media_index_block { MEDIA_INDEX_READY, MEDIA_INDEX_WAIT, MEDIA_INDEX_TOO_FAR };

@@ -150,15 +150,30 @@ static struct media_index *insert(struct media_registry *reg, const char *name, 
     return out;
 }
 
+/* Per-kind memory policy (SPEC PKG-4, PKG-7): a room keeps its window's
+ * metadata and the newest segments' bytes (older ones are read back from
+ * disk); the preview, memory-only, keeps a short window and nothing more. */
 static struct media_index *create(struct media_registry *reg, const char *kind, const char *id, bool restore)
 {
     bool room = strcmp(kind, "rooms") == 0;
+    int window = reg->o.live_window_segments;
+    int mem = 0, extra = 0;
+    if (room) {
+        mem = reg->o.room_mem_segments == 0 ? 4 : reg->o.room_mem_segments > 0 ? reg->o.room_mem_segments : 0;
+    } else {
+        int max = window > 0 ? window : 10;
+        window = reg->o.preview_window_segments > 0 ? reg->o.preview_window_segments : 4;
+        window = window > max ? max : window;
+        extra = -1;
+    }
     struct media_index_opts o = {
         .kind = kind,
         .id = id,
         .target_duration_us = reg->o.target_duration_us,
         .part_target_us = reg->o.part_target_us,
-        .live_window_segments = reg->o.live_window_segments,
+        .live_window_segments = window,
+        .keep_extra_segments = extra,
+        .mem_segments = mem,
         .keep_vod = room,
         .store = room ? reg->o.store : NULL,
         .restore = room && restore,

@@ -28,8 +28,15 @@ struct media_registry_opts {
     /* defaults for indexes created by get_or_create (per-kind policy) */
     int64_t target_duration_us;
     int64_t part_target_us;
-    int live_window_segments;
+    int live_window_segments;      /* "rooms" */
     struct segment_store *store;   /* used for "rooms" (persist + VOD), never for "keys" */
+    /* "keys" (memory-only preview): segments in its media playlist; 0 = 4
+     * (HOLD-BACK is 3 target durations), clamped to [3, live_window_segments
+     * or 10]. A segment leaving that window is dropped at once. */
+    int preview_window_segments;
+    /* "rooms" with a store: newest segments whose bytes stay in memory
+     * (media_index_opts.mem_segments); 0 = 4, < 0 = the whole window. */
+    int room_mem_segments;
 };
 
 struct media_registry *media_registry_new(const struct media_registry_opts *opts);

@@ -31,13 +31,13 @@ static struct media_index *fixture(void)
     s->on_init(s->ctx, &in);
     for (uint64_t m = 0; m < 3; m++) {
         for (uint32_t i = 0; i < 4; i++) {
-            struct cmaf_part p = {(const uint8_t *)"part", 4, m, i, 0, 500000, i == 0, false, 1, 0};
+            struct cmaf_part p = {(const uint8_t *)"part", 4, m, i, 0, 500000, i == 0, false, 1, 0, false};
             s->on_part(s->ctx, &p);
         }
         struct cmaf_segment sg = {m, 0, 2000000, 4, 16, false, 1, 64};
         s->on_segment(s->ctx, &sg);
     }
-    struct cmaf_part p = {(const uint8_t *)"part", 4, 3, 0, 0, 500000, true, false, 1, 0};
+    struct cmaf_part p = {(const uint8_t *)"part", 4, 3, 0, 0, 500000, true, false, 1, 0, false};
     s->on_part(s->ctx, &p);
     return idx;
 }

@@ -324,6 +324,123 @@ static void test_tfdt_follows_the_given_timeline_and_mfhd_counts(void **state)
     cmaf_muxer_free(m);
 }
 
+/* AV1-ISOBMFF §2.4: temporal delimiter and padding OBUs are not stored in
+ * samples; the other OBUs are, byte for byte. */
+static void test_av1_samples_lose_temporal_delimiters_and_padding(void **state)
+{
+    (void)state;
+    struct media_codec_config v = video_cfg(MEDIA_CODEC_AV1);
+    struct cmaf_muxer_config mc = { &v, NULL, 0, 0 };
+    struct cmaf_muxer *m = cmaf_muxer_new(&mc, NULL, 0);
+    assert_non_null(m);
+    static const uint8_t sample[] = {
+        0x12, 0x00,                          /* OBU_TEMPORAL_DELIMITER, size 0 */
+        0x32, 0x03, 0xaa, 0xbb, 0xcc,        /* OBU_FRAME, size 3 */
+        0x7a, 0x02, 0x00, 0x00,              /* OBU_PADDING, size 2 */
+        0x0a, 0x01, 0x5a,                    /* OBU_SEQUENCE_HEADER, size 1 */
+    };
+    static const uint8_t kept[] = { 0x32, 0x03, 0xaa, 0xbb, 0xcc, 0x0a, 0x01, 0x5a };
+    /* not OBUs: a size running past the end is stored as given */
+    static const uint8_t garbage[] = { 0x32, 0x09, 0x01 };
+    struct cmaf_muxer_sample s1 = { MEDIA_KIND_VIDEO, 0, 0, 3000, true, sample, sizeof(sample) };
+    struct cmaf_muxer_sample s2 = { MEDIA_KIND_VIDEO, 3000, 3000, 3000, false, garbage, sizeof(garbage) };
+    assert_int_equal(cmaf_muxer_write(m, &s1), 0);
+    assert_int_equal(cmaf_muxer_write(m, &s2), 0);
+    assert_int_equal(cmaf_muxer_pending_bytes(m), sizeof(kept) + sizeof(garbage));
+    const uint8_t *d;
+    size_t dl, mdl;
+    assert_int_equal(cmaf_muxer_flush(m, &d, &dl), 0);
+    const uint8_t *mdat = cmaf_test_box(d, dl, "mdat", &mdl);
+    assert_non_null(mdat);
+    assert_int_equal(mdl, sizeof(kept) + sizeof(garbage));
+    assert_memory_equal(mdat, kept, sizeof(kept));
+    assert_memory_equal(mdat + sizeof(kept), garbage, sizeof(garbage));
+    cmaf_muxer_free(m);
+}
+
+/* A fragment assembles moof + mdat around the staged samples: with few
+ * samples in place, with hundreds (a moof bigger than the reserved room)
+ * by moving them; either way the mdat holds each track's bytes in order,
+ * video first, and the trun data offsets point at them. */
+static void test_fragments_of_any_sample_count_keep_the_sample_bytes(void **state)
+{
+    (void)state;
+    struct media_codec_config v = video_cfg(MEDIA_CODEC_H264), a = audio_cfg();
+    struct cmaf_muxer_config mc = { &v, &a, 0, 0 };
+    struct cmaf_muxer *m = cmaf_muxer_new(&mc, NULL, 0);
+    assert_non_null(m);
+    size_t il;
+    const uint8_t *init = cmaf_muxer_init_data(m, &il);
+    struct cmaf_test_trex trex[4];
+    int ntrex = cmaf_test_parse_trex(init, il, trex, 4);
+    static const int counts[] = { 3, 400, 5 };   /* 400 x 16 bytes of trun > 4 KiB */
+    int64_t vdts = 0, adts = 0;
+    for (size_t c = 0; c < 3; c++) {
+        int nv = counts[c], na = counts[c] / 2 + 1;
+        for (int k = 0; k < nv; k++) {
+            uint8_t b[8];
+            memset(b, (uint8_t)(k + 1), sizeof(b));
+            struct cmaf_muxer_sample s = { MEDIA_KIND_VIDEO, vdts, vdts, 3000, k == 0, b, sizeof(b) };
+            assert_int_equal(cmaf_muxer_write(m, &s), 0);
+            vdts += 3000;
+        }
+        for (int k = 0; k < na; k++) {
+            uint8_t b[3] = { 0xa0, (uint8_t)k, 0xa1 };
+            struct cmaf_muxer_sample s = { MEDIA_KIND_AUDIO, adts, adts, 1024, true, b, sizeof(b) };
+            assert_int_equal(cmaf_muxer_write(m, &s), 0);
+            adts += 1024;
+        }
+        const uint8_t *d;
+        size_t dl, ml = 0, mdl = 0;
+        assert_int_equal(cmaf_muxer_flush(m, &d, &dl), 0);
+        struct cmaf_test_moof mo;
+        assert_int_equal(cmaf_test_parse_moof(d, dl, trex, ntrex, &mo), 0);
+        assert_int_equal(mo.traf[0].nsamples, nv);
+        assert_int_equal(mo.traf[1].nsamples, na);
+        assert_non_null(cmaf_test_box(d, dl, "moof", &ml));
+        const uint8_t *mdat = cmaf_test_box(d, dl, "mdat", &mdl);
+        assert_int_equal(mdl, (size_t)nv * 8 + (size_t)na * 3);
+        assert_int_equal(mdat - d, ml + 16);  /* moof, then mdat's header */
+        for (int k = 0; k < nv; k++)
+            assert_int_equal(mdat[k * 8 + 7], (uint8_t)(k + 1));
+        for (int k = 0; k < na; k++)
+            assert_int_equal(mdat[nv * 8 + k * 3 + 1], (uint8_t)k);
+    }
+    cmaf_muxer_free(m);
+}
+
+/* Nothing written since the last flush: no fragment, no sequence number used. */
+static void test_empty_flush_writes_nothing(void **state)
+{
+    (void)state;
+    struct media_codec_config a = audio_cfg();
+    struct cmaf_muxer_config mc = { NULL, &a, 0, 7 };
+    struct cmaf_muxer *m = cmaf_muxer_new(&mc, NULL, 0);
+    assert_non_null(m);
+    const uint8_t *d;
+    size_t dl;
+    assert_int_equal(cmaf_muxer_flush(m, &d, &dl), 0);
+    assert_int_equal(dl, 0);
+    assert_int_equal(cmaf_muxer_fragments(m), 0);
+    size_t il;
+    const uint8_t *init = cmaf_muxer_init_data(m, &il);
+    struct cmaf_test_trex trex[2];
+    int ntrex = cmaf_test_parse_trex(init, il, trex, 2);
+    assert_int_equal(ntrex, 1);
+    memset(g_payload, 0x11, 32);
+    struct cmaf_muxer_sample s = smp(MEDIA_KIND_AUDIO, 1024, 0, 1024, true, 32);
+    assert_int_equal(cmaf_muxer_write(m, &s), 0);
+    assert_int_equal(cmaf_muxer_flush(m, &d, &dl), 0);
+    struct cmaf_test_moof mo;
+    assert_int_equal(cmaf_test_parse_moof(d, dl, trex, ntrex, &mo), 0);
+    assert_int_equal(mo.seq, 7);
+    assert_int_equal(mo.ntraf, 1);
+    assert_int_equal(mo.traf[0].track_id, trex[0].track_id);
+    assert_int_equal(mo.traf[0].tfdt, 1024);
+    assert_true(mo.traf[0].first_is_sync);
+    cmaf_muxer_free(m);
+}
+
 int main(void)
 {
     av_log_set_callback(av_log_counter);
@@ -334,6 +451,9 @@ int main(void)
         cmocka_unit_test(test_invalid_samples_are_refused_and_the_muxer_stays_usable),
         cmocka_unit_test(test_fragment_over_the_ceiling_is_refused_not_grown),
         cmocka_unit_test(test_tfdt_follows_the_given_timeline_and_mfhd_counts),
+        cmocka_unit_test(test_av1_samples_lose_temporal_delimiters_and_padding),
+        cmocka_unit_test(test_empty_flush_writes_nothing),
+        cmocka_unit_test(test_fragments_of_any_sample_count_keep_the_sample_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

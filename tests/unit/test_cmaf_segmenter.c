@@ -1042,9 +1042,11 @@ static void test_hevc_and_av1_are_packaged(void **state)
 
 /* ---- tests: latency and continuity -------------------------------------- */
 
-/* LL-HLS wants a part the moment it is complete: here, once the next video
- * frame and the audio up to the boundary arrived (about one frame). */
-static void test_parts_are_published_about_one_frame_after_they_end(void **state)
+/* LL-HLS wants a part the moment it is complete: here, as soon as the frame
+ * that begins the next part arrives (its own duration is not needed to know
+ * the boundary), not one frame later. The last part of each segment says so
+ * (ends_segment), so a sink can list the segment with it. */
+static void test_parts_are_published_when_the_next_part_begins(void **state)
 {
     (void)state;
     struct cmaf_test_flv flv;
@@ -1059,7 +1061,11 @@ static void test_parts_are_published_about_one_frame_after_they_end(void **state
         int64_t end_ms = (c.parts[i].p.start_us + c.parts[i].p.duration_us) / 1000;
         int64_t lag = c.parts[i].fed_ms - end_ms;
         assert_true(lag >= 0);
-        assert_true(lag <= 70);
+        assert_true(lag <= 5);
+    }
+    for (size_t i = 0; i < c.nparts; i++) {
+        bool last = i + 1 == c.nparts || c.parts[i + 1].p.msn != c.parts[i].p.msn;
+        assert_int_equal(c.parts[i].p.ends_segment, last);
     }
     cmaf_segmenter_free(s);
     col_free(&c);
@@ -1293,7 +1299,7 @@ int main(void)
         cmocka_unit_test(test_frames_before_first_keyframe_and_unconfigured_tracks_are_dropped),
         cmocka_unit_test(test_bad_configs_are_refused),
         cmocka_unit_test(test_hevc_and_av1_are_packaged),
-        cmocka_unit_test(test_parts_are_published_about_one_frame_after_they_end),
+        cmocka_unit_test(test_parts_are_published_when_the_next_part_begins),
         cmocka_unit_test(test_a_stalled_audio_track_does_not_hold_video_back),
         cmocka_unit_test(test_reconnect_continues_msn_and_media_time),
         cmocka_unit_test(test_flush_then_more_frames_and_repeated_configs),

@@ -125,7 +125,7 @@ static void publish_part(uint64_t *msn, uint32_t *part)
     char b[101];
     make_part(b, S.src_msn, S.part_in_seg);
     struct cmaf_part p = {(const uint8_t *)b, 100, S.src_msn, S.part_in_seg, S.t_us, 250000,
-                          S.part_in_seg == 0, false, WALL0 + S.t_us, loop_now_us()};
+                          S.part_in_seg == 0, false, WALL0 + S.t_us, loop_now_us(), false};
     if (msn)
         *msn = S.src_msn;
     if (part)

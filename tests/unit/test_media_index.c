@@ -64,7 +64,7 @@ static void feed_part(struct feeder *f, uint64_t src_msn, uint32_t i, int64_t du
     char b[64];
     part_bytes(b, sizeof(b), src_msn, i);
     struct cmaf_part p = {(const uint8_t *)b, strlen(b), src_msn, i, f->t_us, dur_us, i == 0, disc && i == 0,
-                          f->wall_us, 0};
+                          f->wall_us, 0, false};
     f->sink->on_part(f->sink->ctx, &p);
     f->t_us += dur_us;
     f->wall_us += dur_us;
@@ -538,11 +538,11 @@ static void test_multivariant_reports_measured_bandwidth_and_codecs(void **state
     feed_init(&f, "INIT-A", true, false);
     /* segment 0: 1000 bytes in 1 s = 8000 bit/s; segment 1: 3000 bytes in 1 s */
     static uint8_t big[3000];
-    struct cmaf_part p = {big, 1000, 0, 0, 0, 1000000, true, false, WALL0, 0};
+    struct cmaf_part p = {big, 1000, 0, 0, 0, 1000000, true, false, WALL0, 0, false};
     sink->on_part(sink->ctx, &p);
     struct cmaf_segment sg = {0, 0, 1000000, 1, 1000, false, WALL0, 8000};
     sink->on_segment(sink->ctx, &sg);
-    p = (struct cmaf_part){big, 3000, 1, 0, 1000000, 1000000, true, false, WALL0 + 1000000, 0};
+    p = (struct cmaf_part){big, 3000, 1, 0, 1000000, 1000000, true, false, WALL0 + 1000000, 0, false};
     sink->on_part(sink->ctx, &p);
     sg = (struct cmaf_segment){1, 1000000, 1000000, 1, 3000, false, WALL0 + 1000000, 24000};
     sink->on_segment(sink->ctx, &sg);
@@ -671,6 +671,252 @@ static void test_segments_are_written_to_disk_and_restored_after_a_restart(void 
     free(dir);
 }
 
+static struct media_index *new_mem_index(const char *id, int mem_segments, struct segment_store *store)
+{
+    struct media_index_opts o = {.kind = "rooms", .id = id, .target_duration_us = 2000000, .part_target_us = 500000,
+                                 .live_window_segments = 10, .keep_extra_segments = -1, .keep_vod = true,
+                                 .store = store, .mem_segments = mem_segments};
+    struct media_index *idx = media_index_new(&o);
+    assert_non_null(idx);
+    return idx;
+}
+
+/* mem_segments: window segments older than the newest ones, and past the
+ * range where parts are listed, leave memory once on disk and are served
+ * from there; the playlists do not change. Without a file on disk (the
+ * store refused it) a segment stays in memory. */
+static void test_mem_segments_serve_older_window_segments_from_disk(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    struct segment_store *store = segment_store_new(dir, 0);
+    struct segment_store *refusing = segment_store_new(dir, 1); /* every write over its ceiling */
+    assert_non_null(store);
+    assert_non_null(refusing);
+    struct media_index *trim = new_mem_index("trim", 2, store);
+    struct media_index *full = new_mem_index("full", 0, store);
+    struct media_index *nodisk = new_mem_index("nodisk", 2, refusing);
+    struct media_index *all[3] = {trim, full, nodisk};
+    for (int i = 0; i < 3; i++) {
+        struct feeder f;
+        feeder_init(&f, all[i]);
+        media_index_begin_session(all[i]);
+        feed_init(&f, "INIT-A", true, false);
+        for (uint64_t m = 0; m < 8; m++)
+            feed_segment(&f, m, 4, 500000, false);
+        feed_part(&f, 8, 0, 500000, false); /* an open segment */
+    }
+    segment_store_flush(store);
+    segment_store_flush(store);
+
+    int rc;
+    char *a = render(trim, MEDIA_INDEX_MEDIA, false, &rc);
+    char *b = render(full, MEDIA_INDEX_MEDIA, false, &rc);
+    assert_string_equal(a, b);
+    assert_int_equal(count(a, "#EXTINF:"), 8);
+    free(a);
+    free(b);
+
+    /* 2.5 s of media after segment 6: within 4 target durations, in memory;
+     * segment 3 ends 8.5 s before the live edge: on disk */
+    struct media_index_body body;
+    char path[512], want[512];
+    for (uint64_t m = 0; m < 8; m++) {
+        int g = media_index_get_segment(trim, m, &body, path, sizeof(path));
+        if (m >= 4) {
+            assert_int_equal(g, MEDIA_INDEX_OK);
+            assert_int_equal(body.nbufs, 4);
+            media_index_body_release(&body);
+            continue;
+        }
+        assert_int_equal(g, MEDIA_INDEX_ON_DISK);
+        snprintf(want, sizeof(want), "%s/hls/rooms/trim/seg/%llu.m4s", dir, (unsigned long long)m);
+        assert_string_equal(path, want);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        char got[128] = {0}, exp[128] = "", pb[64];
+        assert_true(fread(got, 1, sizeof(got) - 1, fp) > 0);
+        fclose(fp);
+        for (uint32_t i = 0; i < 4; i++) {
+            part_bytes(pb, sizeof(pb), m, i);
+            strcat(exp, pb);
+        }
+        assert_string_equal(got, exp);
+    }
+    assert_int_equal(media_index_get_part(trim, 3, 0, false, &body), MEDIA_INDEX_NOT_FOUND);
+    assert_int_equal(media_index_get_part(trim, 5, 0, false, &body), MEDIA_INDEX_OK);
+    media_index_body_release(&body);
+    for (uint64_t m = 0; m < 8; m++) {
+        assert_int_equal(media_index_get_segment(full, m, &body, path, sizeof(path)), MEDIA_INDEX_OK);
+        media_index_body_release(&body);
+        assert_int_equal(media_index_get_segment(nodisk, m, &body, path, sizeof(path)), MEDIA_INDEX_OK);
+        media_index_body_release(&body);
+    }
+    for (int i = 0; i < 3; i++)
+        media_index_unref(all[i]);
+    segment_store_free(store);
+    segment_store_free(refusing);
+    rm_rf(dir);
+    free(dir);
+}
+
+/* A part with ends_segment completes its segment at once (a reader woken by
+ * that part sees the segment); the on_segment that follows changes nothing. */
+static void test_part_ending_a_segment_lists_the_segment_at_once(void **state)
+{
+    (void)state;
+    struct media_index *idx = new_index(10, 0, 500000, NULL);
+    struct feeder f;
+    feeder_init(&f, idx);
+    feed_init(&f, "INIT-A", true, false);
+    for (uint64_t m = 0; m < 2; m++) {
+        for (uint32_t i = 0; i < 4; i++) {
+            char b[64];
+            part_bytes(b, sizeof(b), m, i);
+            struct cmaf_part p = {.data = (const uint8_t *)b, .len = strlen(b), .msn = m, .part_index = i,
+                                  .start_us = f.t_us, .duration_us = 500000, .independent = i == 0,
+                                  .wall_us = f.wall_us, .ends_segment = i == 3};
+            f.sink->on_part(f.sink->ctx, &p);
+            f.t_us += 500000;
+            f.wall_us += 500000;
+        }
+        int rc;
+        char *s = render(idx, MEDIA_INDEX_MEDIA, false, &rc);
+        assert_int_equal(rc, MEDIA_INDEX_OK);
+        assert_int_equal(count(s, "#EXTINF:2.000,"), (int)m + 1);
+        assert_true(has(s, m == 0 ? "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"1.0.m4s\"" :
+                                    "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"2.0.m4s\""));
+        free(s);
+        /* the next part of this segment cannot come: wait for the next one */
+        assert_int_equal(media_index_block_check(idx, m + 1, 0, false), MEDIA_INDEX_WAIT);
+        assert_int_equal(media_index_block_check(idx, m, 3, false), MEDIA_INDEX_READY);
+        feed_close(&f, m, 2000000, 4);
+        s = render(idx, MEDIA_INDEX_MEDIA, false, &rc);
+        assert_int_equal(count(s, "#EXTINF:2.000,"), (int)m + 1);
+        free(s);
+    }
+    assert_int_equal(media_index_next_msn(idx), 2);
+    media_index_unref(idx);
+}
+
+/* media_index_playlist: one rendering is shared until the index changes;
+ * its text is what media_index_render writes; a URI suffix is not cached. */
+static void test_rendered_playlists_are_shared_until_the_index_changes(void **state)
+{
+    (void)state;
+    struct media_index *idx = new_index(10, 0, 500000, NULL);
+    struct feeder f;
+    feeder_init(&f, idx);
+    int rc;
+    assert_null(media_index_playlist(idx, MEDIA_INDEX_MEDIA, false, "", 0, &rc));
+    assert_int_equal(rc, MEDIA_INDEX_NOT_FOUND);
+    feed_init(&f, "INIT-A", true, false);
+    feed_segment(&f, 0, 4, 500000, false);
+    static const enum media_index_playlist kinds[] = {MEDIA_INDEX_MULTIVARIANT, MEDIA_INDEX_MEDIA, MEDIA_INDEX_VOD};
+    for (size_t k = 0; k < 3; k++) {
+        for (int skip = 0; skip < 2; skip++) {
+            struct media_buf *a = media_index_playlist(idx, kinds[k], skip, "", 0, &rc);
+            assert_int_equal(rc, MEDIA_INDEX_OK);
+            struct media_buf *b = media_index_playlist(idx, kinds[k], skip, NULL, 0, &rc);
+            assert_ptr_equal(a, b);
+            char *want = render(idx, kinds[k], skip, &rc);
+            assert_int_equal(media_buf_len(a), strlen(want));
+            assert_memory_equal(media_buf_data(a), want, strlen(want));
+            free(want);
+            struct media_buf *c = media_index_playlist(idx, kinds[k], skip, "?t=1", 0, &rc);
+            assert_ptr_not_equal(a, c);
+            media_buf_unref(a);
+            media_buf_unref(b);
+            media_buf_unref(c);
+        }
+    }
+    struct media_buf *before = media_index_playlist(idx, MEDIA_INDEX_MEDIA, false, "", 0, &rc);
+    feed_part(&f, 1, 0, 500000, false);
+    struct media_buf *after = media_index_playlist(idx, MEDIA_INDEX_MEDIA, false, "", 0, &rc);
+    assert_ptr_not_equal(before, after);
+    assert_non_null(memmem(media_buf_data(after), media_buf_len(after), "1.0.m4s", 7));
+    assert_null(memmem(media_buf_data(before), media_buf_len(before), "\"1.0.m4s\",INDEPENDENT", 20));
+    media_buf_unref(before);
+    media_buf_unref(after);
+    before = media_index_playlist(idx, MEDIA_INDEX_MEDIA, false, "", 0, &rc);
+    media_index_end(idx);
+    after = media_index_playlist(idx, MEDIA_INDEX_MEDIA, false, "", 0, &rc);
+    assert_non_null(memmem(media_buf_data(after), media_buf_len(after), "#EXT-X-ENDLIST", 14));
+    assert_null(memmem(media_buf_data(before), media_buf_len(before), "#EXT-X-ENDLIST", 14));
+    media_buf_unref(before);
+    media_buf_unref(after);
+    media_index_unref(idx);
+}
+
+/* keep_extra_segments < 0: a segment leaving the window is gone at once. */
+static void test_no_extra_segments_when_keep_extra_is_negative(void **state)
+{
+    (void)state;
+    struct media_index *idx = new_index(3, -1, 500000, NULL);
+    struct feeder f;
+    feeder_init(&f, idx);
+    feed_init(&f, "INIT-A", true, false);
+    for (uint64_t m = 0; m < 5; m++)
+        feed_segment(&f, m, 2, 500000, false);
+    struct media_index_body b;
+    char path[64];
+    assert_int_equal(media_index_get_segment(idx, 1, &b, path, sizeof(path)), MEDIA_INDEX_NOT_FOUND);
+    assert_int_equal(media_index_get_segment(idx, 2, &b, path, sizeof(path)), MEDIA_INDEX_OK);
+    media_index_body_release(&b);
+    media_index_unref(idx);
+}
+
+/* The registry's per-kind policy: a preview lists 4 segments and keeps no
+ * more; a room lists the configured window and, with a store, keeps only
+ * the newest segments in memory. */
+static void test_registry_gives_previews_a_short_window_and_rooms_a_memory_cap(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    struct segment_store *store = segment_store_new(dir, 0);
+    struct media_registry_opts ro = {.target_duration_us = 2000000, .part_target_us = 500000,
+                                     .live_window_segments = 10, .store = store};
+    struct media_registry *reg = media_registry_new(&ro);
+    struct media_index *k = media_registry_get_or_create(reg, "keys", "k", NULL);
+    struct media_index *r = media_registry_get_or_create(reg, "rooms", "r", NULL);
+    assert_non_null(k);
+    assert_non_null(r);
+    struct media_index *both[2] = {k, r};
+    for (int i = 0; i < 2; i++) {
+        struct feeder f;
+        feeder_init(&f, both[i]);
+        media_index_begin_session(both[i]);
+        feed_init(&f, "INIT", true, false);
+        for (uint64_t m = 0; m < 10; m++)
+            feed_segment(&f, m, 4, 500000, false);
+    }
+    segment_store_flush(store);
+    segment_store_flush(store);
+    int rc;
+    char *s = render(k, MEDIA_INDEX_MEDIA, false, &rc);
+    assert_int_equal(count(s, "#EXTINF:"), 4);
+    assert_true(has(s, "#EXT-X-MEDIA-SEQUENCE:6\n"));
+    free(s);
+    s = render(r, MEDIA_INDEX_MEDIA, false, &rc);
+    assert_int_equal(count(s, "#EXTINF:"), 10);
+    free(s);
+    struct media_index_body b;
+    char path[512];
+    assert_int_equal(media_index_get_segment(k, 5, &b, path, sizeof(path)), MEDIA_INDEX_NOT_FOUND);
+    assert_int_equal(media_index_get_segment(k, 6, &b, path, sizeof(path)), MEDIA_INDEX_OK);
+    media_index_body_release(&b);
+    assert_int_equal(media_index_get_segment(r, 0, &b, path, sizeof(path)), MEDIA_INDEX_ON_DISK);
+    assert_int_equal(media_index_get_segment(r, 5, &b, path, sizeof(path)), MEDIA_INDEX_ON_DISK);
+    assert_int_equal(media_index_get_segment(r, 6, &b, path, sizeof(path)), MEDIA_INDEX_OK);
+    media_index_body_release(&b);
+    media_index_unref(k);
+    media_index_unref(r);
+    media_registry_free(reg);
+    segment_store_free(store);
+    rm_rf(dir);
+    free(dir);
+}
+
 static void test_registry_gets_creates_and_tombstones(void **state)
 {
     (void)state;
@@ -766,6 +1012,11 @@ int main(void)
         cmocka_unit_test(test_delta_update_skips_segments_past_the_skip_boundary),
         cmocka_unit_test(test_multivariant_reports_measured_bandwidth_and_codecs),
         cmocka_unit_test(test_segments_are_written_to_disk_and_restored_after_a_restart),
+        cmocka_unit_test(test_mem_segments_serve_older_window_segments_from_disk),
+        cmocka_unit_test(test_no_extra_segments_when_keep_extra_is_negative),
+        cmocka_unit_test(test_part_ending_a_segment_lists_the_segment_at_once),
+        cmocka_unit_test(test_rendered_playlists_are_shared_until_the_index_changes),
+        cmocka_unit_test(test_registry_gives_previews_a_short_window_and_rooms_a_memory_cap),
         cmocka_unit_test(test_registry_gets_creates_and_tombstones),
         cmocka_unit_test(test_store_refuses_unsafe_paths_and_over_ceiling_writes),
     };
