@@ -369,6 +369,12 @@ static int64_t parse_id(const char *s, size_t n)
     return v;
 }
 
+/* "." or "..". */
+static bool is_dot_entry(const char *name)
+{
+    return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+}
+
 static bool old_enough(const struct stat *st, time_t now, int grace)
 {
     return now - st->st_mtime >= grace;
@@ -385,7 +391,7 @@ static void scan_recordings(struct sweep_ctx *s, struct orphans *out, time_t now
         return;
     struct dirent *a;
     while ((a = readdir(d1)) != NULL) {
-        if (a->d_name[0] == '.' && (!a->d_name[1] || (a->d_name[1] == '.' && !a->d_name[2])))
+        if (is_dot_entry(a->d_name))
             continue;
         char appdir[PATH_MAX];
         struct stat st;
@@ -404,7 +410,7 @@ static void scan_recordings(struct sweep_ctx *s, struct orphans *out, time_t now
             continue;
         struct dirent *b;
         while ((b = readdir(d2)) != NULL) {
-            if (b->d_name[0] == '.' && (!b->d_name[1] || (b->d_name[1] == '.' && !b->d_name[2])))
+            if (is_dot_entry(b->d_name))
                 continue;
             char roomdir[PATH_MAX];
             if (snprintf(roomdir, sizeof roomdir, "%s/%s", appdir, b->d_name) >= (int)sizeof roomdir ||
@@ -422,7 +428,7 @@ static void scan_recordings(struct sweep_ctx *s, struct orphans *out, time_t now
                 continue;
             struct dirent *f;
             while ((f = readdir(d3)) != NULL) {
-                if (f->d_name[0] == '.' && (!f->d_name[1] || (f->d_name[1] == '.' && !f->d_name[2])))
+                if (is_dot_entry(f->d_name))
                     continue;
                 char fpath[PATH_MAX];
                 if (snprintf(fpath, sizeof fpath, "%s/%s", roomdir, f->d_name) >= (int)sizeof fpath ||
@@ -460,7 +466,7 @@ static void scan_hls_rooms(struct sweep_ctx *s, struct orphans *out, time_t now)
         return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+        if (is_dot_entry(e->d_name))
             continue;
         char path[PATH_MAX];
         struct stat st;
