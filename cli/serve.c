@@ -304,7 +304,7 @@ int cli_serve(struct config *cfg, int argc, char **argv)
         goto out;
     }
     ctx->gateway = gw;
-    log_info("ready rtmp=%s http=%s node=%s media_loops=%d", gateway_rtmp_address(gw),
+    log_always(LOG_INFO, "ready rtmp=%s http=%s node=%s media_loops=%d", gateway_rtmp_address(gw),
              http_server_address(http), cfg->node_id, nmedia);
     loop_run_here(main_loop);
     rc = 0;

@@ -27,10 +27,8 @@ void log_set_level(enum log_level level) { log_level = level; }
 enum log_level log_get_level(void) { return log_level; }
 void log_set_fd(int fd) { log_fd = fd; }
 
-void log_write(enum log_level level, const char *fmt, ...)
+static void log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {
-    if (level < log_level)
-        return;
     char line[2048];
     struct timespec ts;
     struct tm tm;
@@ -39,10 +37,7 @@ void log_write(enum log_level level, const char *fmt, ...)
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                      tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
-    va_list ap;
-    va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    va_end(ap);
     if (m < 0)
         m = 0;
     size_t len = (size_t)n + (size_t)m;
@@ -55,4 +50,22 @@ void log_write(enum log_level level, const char *fmt, ...)
     line[len++] = '\n';
     ssize_t w = write(log_fd, line, len);
     (void)w;
+}
+
+void log_write(enum log_level level, const char *fmt, ...)
+{
+    if (level < log_level)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite(level, fmt, ap);
+    va_end(ap);
+}
+
+void log_always(enum log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vwrite(level, fmt, ap);
+    va_end(ap);
 }

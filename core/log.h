@@ -17,6 +17,9 @@ enum log_level log_get_level(void);
 void log_set_fd(int fd);
 
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Like log_write, whatever the configured level: for the few lines scripts
+ * rely on (`ready rtmp=… http=…`, SPEC §9). */
+void log_always(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_debug(...) do { if (log_get_level() <= LOG_DEBUG) log_write(LOG_DEBUG, __VA_ARGS__); } while (0)
 #define log_info(...)  log_write(LOG_INFO, __VA_ARGS__)

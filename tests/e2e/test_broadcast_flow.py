@@ -159,7 +159,8 @@ def test_max_duration_ends_room_and_disconnects(castgate):
 
 
 def test_gstreamer_playbin_plays_live_and_vod(castgate):
-    """GStreamer's HLS demuxer (playbin picks hlsdemux2) decodes the live
+    """GStreamer's HLS demuxer (hlsdemux2, in playbin3: legacy playbin autoplugs
+    it without the streams-aware context it needs and may hang) decodes the live
     room for a few seconds, then the ended broadcast's vod.m3u8 to EOS."""
     import shutil
     import subprocess
@@ -172,7 +173,7 @@ def test_gstreamer_playbin_plays_live_and_vod(castgate):
         live = castgate.api("POST", f"/v2/apps/me/video-rooms/{rid}/rtmp-broadcast/state/live").json()
         wait_until(lambda: castgate.get(f"/hls/rooms/{rid}/media.m3u8").body.count(b"#EXTINF") >= 2,
                    timeout=15, what="segments")
-        p = subprocess.run(["timeout", "-s", "INT", "8", gst, "-m", "playbin", f"uri={live['liveUrl']}",
+        p = subprocess.run(["timeout", "-s", "INT", "8", gst, "-m", "playbin3", f"uri={live['liveUrl']}",
                             "video-sink=fakesink sync=true", "audio-sink=fakesink sync=true"],
                            capture_output=True, text=True, timeout=30)
         out = p.stdout + p.stderr
@@ -182,6 +183,9 @@ def test_gstreamer_playbin_plays_live_and_vod(castgate):
         stop(pub)
     wait_until(lambda: room(castgate, rid)["videoRoomState"] == "LIVE_INACTIVE", timeout=10, what="LIVE_INACTIVE")
     assert castgate.api("POST", f"/v2/apps/me/video-rooms/{rid}/rtmp-broadcast/state/ended").status == 200
-    p = subprocess.run([gst, "-q", "playbin", f"uri={castgate.http_base}/hls/rooms/{rid}/vod.m3u8",
+    # the end reaches the packager through NOTIFY: wait for the VOD to be final
+    wait_until(lambda: castgate.get(f"/hls/rooms/{rid}/vod.m3u8").body.rstrip().endswith(b"#EXT-X-ENDLIST"),
+               timeout=5, what="vod.m3u8 ENDLIST")
+    p = subprocess.run([gst, "-q", "playbin3", f"uri={castgate.http_base}/hls/rooms/{rid}/vod.m3u8",
                         "video-sink=fakesink", "audio-sink=fakesink"], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]

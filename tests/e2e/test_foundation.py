@@ -179,3 +179,9 @@ def test_metrics_prometheus_text(castgate):
                  "castgate_db_up 1", "castgate_viewers ", 'castgate_recordings{state="READY"}', "castgate_db_latency_seconds"):
         assert name in text, name
     assert 'castgate_http_requests_total{code="200"}' in text
+
+
+def test_ready_line_is_logged_at_any_log_level(castgate_factory):
+    cg = castgate_factory(extra_env={"CASTGATE_LOG_LEVEL": "error"})
+    assert "ready rtmp=" in cg.log_text()
+    assert " info migrate" not in cg.log_text()

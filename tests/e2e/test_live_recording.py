@@ -122,3 +122,38 @@ def test_kill9_mid_broadcast_leaves_a_playable_recording(castgate_factory, tmp_p
                what="recording finalized after restart")
     f = recordings(cg2, rid)["files"][0]
     assert f["durationMs"] > 3000
+
+
+def test_disk_full_fails_the_recording_not_the_stream(castgate_factory):
+    """Recordings on a 1 MiB tmpfs: the recording becomes FAILED with the
+    reason, the live HLS keeps advancing, castgate keeps running."""
+    import pytest
+    cg = castgate_factory(start=False)
+    rec_dir = os.path.join(cg.data_dir, "recordings")
+    os.makedirs(rec_dir, exist_ok=True)
+    m = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", rec_dir], capture_output=True, text=True)
+    if m.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {m.stderr.strip()}")
+    try:
+        cg.start()
+        key, rm = setup_room(cg)
+        rid = rm["id"]
+        pub = go_live(cg, key, rid)
+        try:
+            wait_until(lambda: any(f["status"] == "FAILED" for f in recordings(cg, rid)["files"]),
+                       timeout=40, what="recording FAILED when the disk is full")
+            f = recordings(cg, rid)["files"][0]
+            assert f["status"] == "FAILED"
+            r = cg.api("GET", f"/v2/apps/me/video-rooms/{rid}")
+            assert r.status == 200
+            before = cg.get(f"/hls/rooms/{rid}/media.m3u8").body
+            wait_until(lambda: cg.get(f"/hls/rooms/{rid}/media.m3u8").body != before, timeout=10,
+                       what="live playlist still advancing")
+            assert pub.poll() is None, "the publisher is still connected"
+            assert "No space left" in cg.log_text() or "ENOSPC" in cg.log_text() or "space" in cg.log_text()
+            assert cg.get("/healthz").status in (200, 503)
+        finally:
+            stop(pub)
+        assert cg.stop() == 0
+    finally:
+        subprocess.run(["umount", "-l", rec_dir], capture_output=True)
