@@ -180,6 +180,27 @@ def run_wrk(url, seconds, runs=None):
     return r
 
 
+def run_pkg_cost(cfg):
+    """bench/pkg_cost on the bench media: the packager's own CPU per media
+    second (segmenter + muxer, no I/O), for comparison with the server's."""
+    exe = os.path.join(cfg.build, "bench", "pkg_cost")
+    if not os.access(exe, os.X_OK):
+        return {"skipped": "%s not built" % exe}
+    try:
+        p = subprocess.run([exe, cfg.media, "5"], capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return {"skipped": "timed out"}
+    out = {}
+    for kv in p.stdout.split():
+        k, _, v = kv.partition("=")
+        if v:
+            try:
+                out[k] = float(v) if k not in ("file",) else v
+            except ValueError:
+                out[k] = v
+    return out or {"skipped": "no output (rc %d)" % p.returncode}
+
+
 def http_status(url):
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
@@ -672,6 +693,8 @@ def main():
             traceback.print_exc()
             result["targets"][n] = {"skipped": "failed: %r" % e}
             rc = 1
+    if "castgate" in names:
+        result["pkg_cost"] = run_pkg_cost(cfg)
     result["wall_s"] = round(time.time() - t0, 1)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = os.path.join(cfg.out, "result-%s.json" % stamp)
@@ -680,6 +703,10 @@ def main():
         f.write("\n")
     shutil.copyfile(path, os.path.join(cfg.out, "result-latest.json"))
     print(table(result))
+    pc = result.get("pkg_cost") or {}
+    if pc.get("cpu_per_media_s") is not None:
+        print("castgate packaging alone (bench/pkg_cost, in-process): %.5f CPU s per media second"
+              % pc["cpu_per_media_s"])
     print("result: %s (%.0f s)" % (os.path.relpath(path, os.getcwd()), result["wall_s"]))
     for n, r in result["targets"].items():
         if not r.get("skipped") and r.get("publisher", {}).get("streams_failed"):

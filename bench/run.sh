@@ -9,7 +9,8 @@
 # Environment: TARGET (both), STREAMS (20), DURATION (60), RAMP_MS (100),
 # PROBE_STREAMS (5), WRK_SECONDS (3), MEDIA (720p30 | 1080p60), BUILD (build),
 # BENCH_OUT (bench/out).
-# Makes the media and the load publisher when missing, then hands over to
+# Makes the media when missing, has make bring the load publisher and castgate
+# up to date (castgate unless --target nginx), then hands over to
 # bench/run.py, which writes bench/out/result-*.json and prints a table.
 set -eu
 
@@ -25,7 +26,21 @@ done
 MEDIA=${MEDIA:-720p30}
 export MEDIA
 sh "$here/gen_media.sh" "$MEDIA" >/dev/null
-if [ ! -x "$BUILD/bench/loadpub" ]; then
-	make --no-print-directory "$BUILD/bench/loadpub" >&2
+# The load publisher always, castgate unless only nginx is measured: make
+# rebuilds what is stale and does nothing when all is up to date.
+target=${TARGET:-both}
+prev=
+for a in "$@"; do
+	case "$a" in
+	--target=*) target=${a#--target=} ;;
+	*) [ "$prev" = "--target" ] && target=$a ;;
+	esac
+	prev=$a
+done
+bins="$BUILD/bench/loadpub $BUILD/bench/pkg_cost"
+[ "$target" = nginx ] || bins="$bins $BUILD/castgate"
+if command -v make >/dev/null 2>&1 && [ -f "$root/Makefile" ]; then
+	# shellcheck disable=SC2086
+	make --no-print-directory -s BUILD="$BUILD" $bins >&2 || { echo "bench: build failed" >&2; exit 1; }
 fi
 exec python3 "$here/run.py" "$@"
