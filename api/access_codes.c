@@ -206,34 +206,21 @@ static void handle_create(void *request, const struct route_params *params)
 
 static const char *const list_sorts[] = {"CREATED_AT_DESC", "CREATED_AT_ASC", NULL};
 
+static json_t *list_row(struct vjob *j, PGresult *res, int i)
+{
+    (void)j;
+    return code_json(res, i);
+}
+
 static void list_work(PGconn *c, struct vjob *j)
 {
-    struct vpage *p = j->user;
-    char room[24], limit[24], offset[24];
-    snprintf(room, sizeof room, "%lld", (long long)j->room_id);
-    snprintf(limit, sizeof limit, "%lld", p->size);
-    snprintf(offset, sizeof offset, "%lld", p->page * p->size);
-    const char *params[3] = {room, limit, offset};
-    PGresult *cnt = db_exec(c, "access codes count",
-                            "SELECT count(*) FROM access_codes WHERE video_room_id = $1", 1, params, NULL);
-    PGresult *res = db_exec(c, "access codes list",
-                            p->sort == 1
-                                ? "SELECT " CODE_COLUMNS " FROM access_codes c WHERE c.video_room_id = $1"
-                                  " ORDER BY c.created_at ASC, c.id ASC LIMIT $2 OFFSET $3"
-                                : "SELECT " CODE_COLUMNS " FROM access_codes c WHERE c.video_room_id = $1"
-                                  " ORDER BY c.created_at DESC, c.id DESC LIMIT $2 OFFSET $3",
-                            3, params, NULL);
-    if (!cnt || !res) {
-        vjob_fail(j, 503, "UNAVAILABLE", "database error");
-    } else {
-        json_t *arr = json_array();
-        for (int i = 0; i < PQntuples(res); i++)
-            json_array_append_new(arr, code_json(res, i));
-        j->status = 200;
-        j->out = vpage_wrap(arr, db_get_i64(cnt, 0, 0), p);
-    }
-    PQclear(cnt);
-    PQclear(res);
+    vpage_room_list(c, j, j->user, "access codes",
+                    "SELECT count(*) FROM access_codes WHERE video_room_id = $1",
+                    "SELECT " CODE_COLUMNS " FROM access_codes c WHERE c.video_room_id = $1"
+                    " ORDER BY c.created_at ASC, c.id ASC LIMIT $2 OFFSET $3",
+                    "SELECT " CODE_COLUMNS " FROM access_codes c WHERE c.video_room_id = $1"
+                    " ORDER BY c.created_at DESC, c.id DESC LIMIT $2 OFFSET $3",
+                    list_row);
 }
 
 static void handle_list(void *request, const struct route_params *params)

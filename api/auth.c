@@ -311,3 +311,38 @@ void api_job_submit(struct api_job *j)
         job_free(j);
     }
 }
+
+int api_job_page_list(PGconn *c, struct api_job *j, const char *what, const char *count_sql,
+                      const char *select_sql, api_page_filter_fn filters, const void *in,
+                      const char *sort_alias, const struct ju_page *page,
+                      api_page_render_fn render)
+{
+    char label[64];
+    struct ju_query q;
+    ju_query_init(&q, count_sql);
+    filters(&q, j, in);
+    snprintf(label, sizeof label, "%s count", what);
+    PGresult *r = q.overflow ? NULL : db_exec(c, label, q.sql, q.n, q.params, NULL);
+    if (!r)
+        return api_job_fail(j, 500, "INTERNAL_ERROR", "database error");
+    int64_t total = db_get_i64(r, 0, 0);
+    PQclear(r);
+
+    ju_query_init(&q, select_sql);
+    filters(&q, j, in);
+    char order[160];
+    snprintf(order, sizeof order, " ORDER BY %s", ju_sort_sql(page->sort, sort_alias));
+    ju_query_add(&q, order, NULL);
+    ju_query_add(&q, " LIMIT $?", ju_query_i64(&q, page->page_size));
+    ju_query_add(&q, " OFFSET $?", ju_query_i64(&q, page->page * page->page_size));
+    snprintf(label, sizeof label, "%s list", what);
+    r = q.overflow ? NULL : db_exec(c, label, q.sql, q.n, q.params, NULL);
+    if (!r)
+        return api_job_fail(j, 500, "INTERNAL_ERROR", "database error");
+    json_t *content = json_array();
+    for (int i = 0; i < PQntuples(r); i++)
+        json_array_append_new(content, render(j, r, i));
+    PQclear(r);
+    j->reply = ju_page_json(content, total, page);
+    return 0;
+}

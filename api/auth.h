@@ -106,6 +106,20 @@ int api_job_query(struct api_job *j, const char *name, const char **out);
 int api_job_path(struct api_job *j, const struct route_params *p, const char *name, bool want_id,
                  const char *not_found_code, const char *what);
 
+/* --- paged lists (SPEC §6) ------------------------------------------------
+ * The admin list endpoints share one shape: `count_sql` + filters gives the
+ * total, `select_sql` + the same filters + ORDER BY (ju_sort_sql for
+ * sort_alias) + LIMIT/OFFSET gives the page, each row rendered into the
+ * seed's page object. Labels for the log are "<what> count" / "<what> list". */
+typedef void (*api_page_filter_fn)(struct ju_query *q, const struct api_job *j, const void *in);
+typedef json_t *(*api_page_render_fn)(const struct api_job *j, const PGresult *r, int row);
+/* On the db thread: sets j->reply to the page (0), or stores 500
+ * INTERNAL_ERROR "database error" (-1). `in` is passed to filters. */
+int api_job_page_list(PGconn *c, struct api_job *j, const char *what, const char *count_sql,
+                      const char *select_sql, api_page_filter_fn filters, const void *in,
+                      const char *sort_alias, const struct ju_page *page,
+                      api_page_render_fn render);
+
 /* Drops every cached credential (tests). */
 void auth_cache_clear(void);
 

@@ -421,8 +421,9 @@ struct list_input {
     const char *keyword, *state, *type, *access, *app_user_id, *external_id;
 };
 
-static void list_filters(struct ju_query *q, const struct api_job *j, const struct list_input *in)
+static void list_filters(struct ju_query *q, const struct api_job *j, const void *arg)
 {
+    const struct list_input *in = arg;
     ju_query_add(q, " WHERE r.app_id = $?", ju_query_i64(q, j->app.id));
     ju_query_add(q, " AND r.state = 'ACTIVE'", NULL);
     if (in->has_member)
@@ -449,29 +450,9 @@ static void list_filters(struct ju_query *q, const struct api_job *j, const stru
 static void list_work(PGconn *c, struct api_job *j)
 {
     struct list_input *in = j->in;
-    struct ju_query q;
-    ju_query_init(&q, "SELECT count(*) FROM video_rooms r JOIN members m ON m.id = r.member_id");
-    list_filters(&q, j, in);
-    PGresult *r = q.overflow ? NULL : db_exec(c, "room count", q.sql, q.n, q.params, NULL);
-    if (!r)
-        return db_error(j);
-    int64_t total = db_get_i64(r, 0, 0);
-    PQclear(r);
-    ju_query_init(&q, ROOM_SELECT);
-    list_filters(&q, j, in);
-    char order[160];
-    snprintf(order, sizeof order, " ORDER BY %s", ju_sort_sql(in->page.sort, "r"));
-    ju_query_add(&q, order, NULL);
-    ju_query_add(&q, " LIMIT $?", ju_query_i64(&q, in->page.page_size));
-    ju_query_add(&q, " OFFSET $?", ju_query_i64(&q, in->page.page * in->page.page_size));
-    r = q.overflow ? NULL : db_exec(c, "room list", q.sql, q.n, q.params, NULL);
-    if (!r)
-        return db_error(j);
-    json_t *content = json_array();
-    for (int i = 0; i < PQntuples(r); i++)
-        json_array_append_new(content, render_room(j, r, i));
-    PQclear(r);
-    j->reply = ju_page_json(content, total, &in->page);
+    api_job_page_list(c, j, "room",
+                      "SELECT count(*) FROM video_rooms r JOIN members m ON m.id = r.member_id",
+                      ROOM_SELECT, list_filters, in, "r", &in->page, render_room);
 }
 
 static int query_enum(struct api_job *j, const char *name, const char *const *allowed,

@@ -531,3 +531,29 @@ json_t *vpage_wrap(json_t *content, long long total, const struct vpage *p)
     json_object_set_new(o, "empty", json_boolean(n == 0));
     return o;
 }
+
+void vpage_room_list(PGconn *c, struct vjob *j, const struct vpage *p, const char *what,
+                     const char *count_sql, const char *asc_sql, const char *desc_sql,
+                     vpage_row_fn row)
+{
+    char room[24], limit[24], offset[24], label[64];
+    snprintf(room, sizeof room, "%lld", (long long)j->room_id);
+    snprintf(limit, sizeof limit, "%lld", p->size);
+    snprintf(offset, sizeof offset, "%lld", p->page * p->size);
+    const char *params[3] = {room, limit, offset};
+    snprintf(label, sizeof label, "%s count", what);
+    PGresult *cnt = db_exec(c, label, count_sql, 1, params, NULL);
+    snprintf(label, sizeof label, "%s list", what);
+    PGresult *res = db_exec(c, label, p->sort == 1 ? asc_sql : desc_sql, 3, params, NULL);
+    if (!cnt || !res) {
+        vjob_fail(j, 503, "UNAVAILABLE", "database error");
+    } else {
+        json_t *arr = json_array();
+        for (int i = 0; i < PQntuples(res); i++)
+            json_array_append_new(arr, row(j, res, i));
+        j->status = 200;
+        j->out = vpage_wrap(arr, db_get_i64(cnt, 0, 0), p);
+    }
+    PQclear(cnt);
+    PQclear(res);
+}

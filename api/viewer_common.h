@@ -158,6 +158,15 @@ struct vpage {
 int vpage_parse(struct vjob *j, const char *const *sorts, struct vpage *p);
 /* Wraps content (a JSON array, stolen) in the seed's page shape. */
 json_t *vpage_wrap(json_t *content, long long total, const struct vpage *p);
+/* On the db thread: one page of a room's rows. count_sql and the page
+ * statements take $1 = j->room_id; the page statements also $2 = LIMIT,
+ * $3 = OFFSET. sort index 1 runs asc_sql, any other desc_sql. Log labels are
+ * "<what> count" / "<what> list". Sets j->status 200 and j->out, or
+ * vjob_fail 503 UNAVAILABLE "database error". */
+typedef json_t *(*vpage_row_fn)(struct vjob *j, PGresult *res, int row);
+void vpage_room_list(PGconn *c, struct vjob *j, const struct vpage *p, const char *what,
+                     const char *count_sql, const char *asc_sql, const char *desc_sql,
+                     vpage_row_fn row);
 
 /* SQL expression for an ISO-8601 UTC time with microseconds (SPEC §6). */
 #define VSQL_ISO(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"

@@ -752,35 +752,20 @@ static void handle_create(void *request, const struct route_params *params)
 
 static const char *const list_sorts[] = {"CREATED_AT_DESC", "CREATED_AT_ASC", NULL};
 
+static json_t *list_row(struct vjob *j, PGresult *res, int i)
+{
+    return token_json(j->r->ctx, res, i);
+}
+
 static void list_work(PGconn *c, struct vjob *j)
 {
-    struct vpage *p = j->user;
-    char room[24], limit[24], offset[24];
-    snprintf(room, sizeof room, "%lld", (long long)j->room_id);
-    snprintf(limit, sizeof limit, "%lld", p->size);
-    snprintf(offset, sizeof offset, "%lld", p->page * p->size);
-    const char *params[3] = {room, limit, offset};
-    PGresult *cnt = db_exec(c, "tokens count",
-                            "SELECT count(*) FROM viewer_tokens WHERE video_room_id = $1", 1, params,
-                            NULL);
-    PGresult *res = db_exec(c, "tokens list",
-                            p->sort == 1
-                                ? "SELECT " TOKEN_COLUMNS " FROM viewer_tokens t WHERE t.video_room_id = $1"
-                                  " ORDER BY t.created_at ASC, t.id ASC LIMIT $2 OFFSET $3"
-                                : "SELECT " TOKEN_COLUMNS " FROM viewer_tokens t WHERE t.video_room_id = $1"
-                                  " ORDER BY t.created_at DESC, t.id DESC LIMIT $2 OFFSET $3",
-                            3, params, NULL);
-    if (!cnt || !res) {
-        vjob_fail(j, 503, "UNAVAILABLE", "database error");
-    } else {
-        json_t *arr = json_array();
-        for (int i = 0; i < PQntuples(res); i++)
-            json_array_append_new(arr, token_json(j->r->ctx, res, i));
-        j->status = 200;
-        j->out = vpage_wrap(arr, db_get_i64(cnt, 0, 0), p);
-    }
-    PQclear(cnt);
-    PQclear(res);
+    vpage_room_list(c, j, j->user, "tokens",
+                    "SELECT count(*) FROM viewer_tokens WHERE video_room_id = $1",
+                    "SELECT " TOKEN_COLUMNS " FROM viewer_tokens t WHERE t.video_room_id = $1"
+                    " ORDER BY t.created_at ASC, t.id ASC LIMIT $2 OFFSET $3",
+                    "SELECT " TOKEN_COLUMNS " FROM viewer_tokens t WHERE t.video_room_id = $1"
+                    " ORDER BY t.created_at DESC, t.id DESC LIMIT $2 OFFSET $3",
+                    list_row);
 }
 
 static void handle_list(void *request, const struct route_params *params)

@@ -139,9 +139,59 @@ static int step_expiry(struct sweep_ctx *s)
     return 0;
 }
 
-/* --- 2. recordings ----------------------------------------------------------- */
+/* --- batches (steps 2 and 3) ------------------------------------------------- */
+
+/* Rolls the batch's transaction back and stores err; returns -1. */
+static int abort_batch(struct sweep_ctx *s, const char *err)
+{
+    rollback(s);
+    set_err(s, "%s", err);
+    return -1;
+}
+
+/* Reads the update statement's count (first column) into *updated and frees
+ * r; -1 when the statement failed (r NULL). */
+static int take_count(PGresult *r, int *updated)
+{
+    if (!r)
+        return -1;
+    *updated = (int)db_get_i64(r, 0, 0);
+    PQclear(r);
+    return 0;
+}
+
+/* Ends a batch: rc < 0 aborts it with err; otherwise commits and adds
+ * updated to *total. Returns n (rows claimed), or -1. */
+static int end_batch(struct sweep_ctx *s, int rc, const char *err, int updated, int *total, int n)
+{
+    if (rc < 0)
+        return abort_batch(s, err);
+    if (exec_cmd(s, "COMMIT") != 0)
+        return -1;
+    *total += updated;
+    return n;
+}
 
 /* One batch: returns rows claimed (>= 0), or -1. *updated gets rows swept. */
+typedef int (*batch_fn)(struct sweep_ctx *s, int *updated);
+
+/* Runs batches until one is short or sweeps nothing. */
+static int run_batches(struct sweep_ctx *s, batch_fn batch)
+{
+    int size = atoi(s->batch);
+    for (;;) {
+        int updated;
+        int n = batch(s, &updated);
+        if (n < 0)
+            return -1;
+        /* A full batch that made progress: there may be more. */
+        if (n < size || updated == 0)
+            return 0;
+    }
+}
+
+/* --- 2. recordings ----------------------------------------------------------- */
+
 static int recordings_batch(struct sweep_ctx *s, int *updated)
 {
     *updated = 0;
@@ -157,11 +207,8 @@ static int recordings_batch(struct sweep_ctx *s, int *updated)
         "            AND r.last_modified_at < now() - make_interval(secs => $1::int)))"
         " ORDER BY r.expires_at, r.id LIMIT $2::int FOR UPDATE SKIP LOCKED",
         2, p, NULL);
-    if (!r) {
-        rollback(s);
-        set_err(s, "sweeper: selecting expired recordings failed");
-        return -1;
-    }
+    if (!r)
+        return abort_batch(s, "sweeper: selecting expired recordings failed");
     int n = PQntuples(r);
     struct arr ids = {0}, olds = {0};
     int rc = n;
@@ -196,38 +243,13 @@ static int recordings_batch(struct sweep_ctx *s, int *updated)
             "         WHERE a.webhook_url IS NOT NULL)"
             " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM ev)",
             3, q, NULL);
-        if (!r)
+        if (take_count(r, updated) != 0)
             rc = -1;
-        else {
-            *updated = (int)db_get_i64(r, 0, 0);
-            PQclear(r);
-        }
     }
     arr_free(&ids);
     arr_free(&olds);
-    if (rc < 0) {
-        rollback(s);
-        set_err(s, "sweeper: marking expired recordings failed");
-        return -1;
-    }
-    if (exec_cmd(s, "COMMIT") != 0)
-        return -1;
-    s->rep->recordings_expired += *updated;
-    return n;
-}
-
-static int step_recordings(struct sweep_ctx *s)
-{
-    int batch = atoi(s->batch);
-    for (;;) {
-        int updated;
-        int n = recordings_batch(s, &updated);
-        if (n < 0)
-            return -1;
-        /* A full batch that made progress: there may be more. */
-        if (n < batch || updated == 0)
-            return 0;
-    }
+    return end_batch(s, rc, "sweeper: marking expired recordings failed", *updated,
+                     &s->rep->recordings_expired, n);
 }
 
 /* --- 3. rooms ------------------------------------------------------------------ */
@@ -248,11 +270,8 @@ static int rooms_batch(struct sweep_ctx *s, int *updated)
         "                               OR (r.status = 'FAILED' AND r.swept_at IS NOT NULL)))"
         " ORDER BY v.ended_at, v.id LIMIT $2::int FOR UPDATE OF v SKIP LOCKED",
         2, p, NULL);
-    if (!r) {
-        rollback(s);
-        set_err(s, "sweeper: selecting rooms to archive failed");
-        return -1;
-    }
+    if (!r)
+        return abort_batch(s, "sweeper: selecting rooms to archive failed");
     int n = PQntuples(r), rc = n;
     struct arr ids = {0};
     for (int i = 0; i < n; i++) {
@@ -298,36 +317,12 @@ static int rooms_batch(struct sweep_ctx *s, int *updated)
             "                     'roomId', id, 'keyId', NULL, 'node', NULL)::text) FROM u)"
             " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM ev), (SELECT count(*) FROM n)",
             2, q, NULL);
-        if (!r)
+        if (take_count(r, updated) != 0)
             rc = -1;
-        else {
-            *updated = (int)db_get_i64(r, 0, 0);
-            PQclear(r);
-        }
     }
     arr_free(&ids);
-    if (rc < 0) {
-        rollback(s);
-        set_err(s, "sweeper: archiving rooms failed");
-        return -1;
-    }
-    if (exec_cmd(s, "COMMIT") != 0)
-        return -1;
-    s->rep->rooms_archived += *updated;
-    return n;
-}
-
-static int step_rooms(struct sweep_ctx *s)
-{
-    int batch = atoi(s->batch);
-    for (;;) {
-        int updated;
-        int n = rooms_batch(s, &updated);
-        if (n < 0)
-            return -1;
-        if (n < batch || updated == 0)
-            return 0;
-    }
+    return end_batch(s, rc, "sweeper: archiving rooms failed", *updated, &s->rep->rooms_archived,
+                     n);
 }
 
 /* --- 4. orphans --------------------------------------------------------------- */
@@ -374,6 +369,12 @@ static int64_t parse_id(const char *s, size_t n)
     return v;
 }
 
+/* "." or "..". */
+static bool is_dot_entry(const char *name)
+{
+    return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+}
+
 static bool old_enough(const struct stat *st, time_t now, int grace)
 {
     return now - st->st_mtime >= grace;
@@ -390,7 +391,7 @@ static void scan_recordings(struct sweep_ctx *s, struct orphans *out, time_t now
         return;
     struct dirent *a;
     while ((a = readdir(d1)) != NULL) {
-        if (a->d_name[0] == '.' && (!a->d_name[1] || (a->d_name[1] == '.' && !a->d_name[2])))
+        if (is_dot_entry(a->d_name))
             continue;
         char appdir[PATH_MAX];
         struct stat st;
@@ -409,7 +410,7 @@ static void scan_recordings(struct sweep_ctx *s, struct orphans *out, time_t now
             continue;
         struct dirent *b;
         while ((b = readdir(d2)) != NULL) {
-            if (b->d_name[0] == '.' && (!b->d_name[1] || (b->d_name[1] == '.' && !b->d_name[2])))
+            if (is_dot_entry(b->d_name))
                 continue;
             char roomdir[PATH_MAX];
             if (snprintf(roomdir, sizeof roomdir, "%s/%s", appdir, b->d_name) >= (int)sizeof roomdir ||
@@ -427,7 +428,7 @@ static void scan_recordings(struct sweep_ctx *s, struct orphans *out, time_t now
                 continue;
             struct dirent *f;
             while ((f = readdir(d3)) != NULL) {
-                if (f->d_name[0] == '.' && (!f->d_name[1] || (f->d_name[1] == '.' && !f->d_name[2])))
+                if (is_dot_entry(f->d_name))
                     continue;
                 char fpath[PATH_MAX];
                 if (snprintf(fpath, sizeof fpath, "%s/%s", roomdir, f->d_name) >= (int)sizeof fpath ||
@@ -465,7 +466,7 @@ static void scan_hls_rooms(struct sweep_ctx *s, struct orphans *out, time_t now)
         return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+        if (is_dot_entry(e->d_name))
             continue;
         char path[PATH_MAX];
         struct stat st;
@@ -608,8 +609,8 @@ int sweeper_run_once(PGconn *c, const struct sweeper_config *cfg, struct sweep_r
     snprintf(s.grace, sizeof s.grace, "%d", cfg->orphan_grace_sec);
     snprintf(s.batch, sizeof s.batch, "%d", cfg->batch > 0 ? cfg->batch : SWEEP_DEFAULT_BATCH);
     int rc = 0;
-    if (step_expiry(&s) != 0 || step_recordings(&s) != 0 || step_rooms(&s) != 0 ||
-        step_orphans(&s) != 0)
+    if (step_expiry(&s) != 0 || run_batches(&s, recordings_batch) != 0 ||
+        run_batches(&s, rooms_batch) != 0 || step_orphans(&s) != 0)
         rc = -1;
     metrics_add(METRIC_SWEEPER_RUNS_TOTAL, 1);
     metrics_add(METRIC_SWEEPER_DELETED_TOTAL, (long long)out->files_deleted);
