@@ -47,6 +47,13 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# ROOMS=1: each castgate stream broadcasts into a LIVE room that records, as
+# nginx-rtmp records (`record all`): the CPU and RSS figures are then the
+# comparable ones. Its latency figures are not valid yet: a room joins at the
+# segment after the key went ACTIVE, and the probe matches segments to sent
+# frames by order. ROOMS=0 (default): the key preview (HLS + LL-HLS, no
+# recording), where the latency join is exact.
+ROOMS = os.environ.get("ROOMS", "0") == "1"
 
 
 def log(msg):
@@ -386,7 +393,7 @@ class CastgateTarget:
         return [self.proc.pid]
 
     def keys(self, n):
-        self.stream_keys, self.key_ids = [], []
+        self.stream_keys, self.key_ids, self.room_ids = [], [], []
         for i in range(n):
             uid = "bench-%d" % i
             st, body = self.api("POST", "/v2/apps/me/members", {"appUserId": uid})
@@ -397,6 +404,17 @@ class CastgateTarget:
                 raise Skip("GET stream-key for %s -> %s" % (uid, st))
             self.stream_keys.append(body["streamKey"])
             self.key_ids.append(body.get("id"))
+            if ROOMS:
+                # A room per member that starts when the key becomes ACTIVE
+                # (autoStart) and records (the defaults: recording and
+                # autoStartRecording on): HLS + LL-HLS parts + recording.
+                when = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + 60))
+                st, room = self.api("POST", "/v2/apps/me/video-rooms", {
+                    "appUserId": uid, "type": "BROADCAST_RTMP", "title": "bench %d" % i,
+                    "scheduledAt": when, "settings": {"autoStart": True}})
+                if st != 201 or not isinstance(room, dict):
+                    raise Skip("POST /v2/apps/me/video-rooms for %s -> %s" % (uid, st))
+                self.room_ids.append(room["id"])
         return self.stream_keys
 
     def aux_roots(self):
@@ -413,6 +431,8 @@ class CastgateTarget:
         return "rtmp://127.0.0.1:%d/live/%%s" % self.rtmp_port
 
     def playlist_url(self, i, key):
+        if ROOMS:
+            return "http://127.0.0.1:%d/hls/rooms/%s/media.m3u8" % (self.http_port, self.room_ids[i])
         return "http://127.0.0.1:%d/hls/keys/%s/media.m3u8" % (self.http_port, self.key_ids[i])
 
     def delivery_urls(self, events):
@@ -672,7 +692,7 @@ def main():
     result = {
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": {"cpus": os.cpu_count(), "kernel": os.uname().release},
-        "config": {"streams": cfg.streams, "seconds": cfg.seconds, "ramp_ms": cfg.ramp_ms,
+        "config": {"rooms_recording": ROOMS, "streams": cfg.streams, "seconds": cfg.seconds, "ramp_ms": cfg.ramp_ms,
                    "probe_streams": cfg.probe_streams, "media": os.path.basename(cfg.media),
                    "wrk_seconds": cfg.wrk_seconds},
         "targets": {},
