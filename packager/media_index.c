@@ -403,15 +403,15 @@ static void close_open_locked(struct media_index *idx, int64_t duration_us)
 static int64_t td_locked(struct media_index *idx);
 
 /* mem_segments: drops the bytes of complete segments that are on disk, older
- * than the newest mem_segments, and whose parts are no longer listed (more
- * than 3 target durations, plus one for safety, from the live edge: RFC
- * 8216bis §6.2.2 lists parts only within 3). get_segment then answers
- * ON_DISK for them; playlists are unchanged. */
+ * than the newest mem_segments, and whose parts are no longer listed (RFC
+ * 8216bis §6.2.2 lists parts only within 3 target durations of the live
+ * edge; half a target more for safety). get_segment then answers ON_DISK for
+ * them; playlists are unchanged. */
 static void trim_memory_locked(struct media_index *idx)
 {
     if (idx->mem_segments <= 0 || !idx->store)
         return;
-    int64_t keep_us = 4 * td_locked(idx) * 1000000;
+    int64_t keep_us = 7 * td_locked(idx) * 1000000 / 2;
     int64_t after = 0;   /* media time from the end of segment k to the live edge */
     for (uint32_t i = 0; i < idx->open.nparts; i++)
         after += idx->open.parts[i].duration_us;

@@ -72,7 +72,7 @@ struct media_index_opts {
      * in memory (0 = every segment of the window and the extra ones). Older
      * ones are served from disk (get_segment answers ON_DISK) once their
      * file is written; a segment whose parts are still listed (within three
-     * target durations of the live edge, plus one) always stays. Ignored
+     * target durations of the live edge, plus half) always stays. Ignored
      * without a store: a memory-only index keeps its whole window. */
     int mem_segments;
     bool keep_vod;                 /* keep metadata of every segment since start (vod.m3u8) */
