@@ -24,7 +24,7 @@
 #define REC_DEFAULT_WAIT_OTHER_MS 2000
 #define REC_DEFAULT_PENDING_MAX (16u << 20)
 #define REC_DEFAULT_FRAGMENT_MAX (64u << 20)
-#define REC_IOBUF_SIZE (256 * 1024)
+#define REC_IOBUF_SIZE (32 * 1024) /* a staging copy only: bytes go on to `out` */
 /* A fragment is cut at a non-keyframe after this many fragment_ms. */
 #define REC_FORCED_CUT_FACTOR 2
 /* Default duration of a last sample when no delta is known. */
