@@ -603,9 +603,17 @@ static void stream_bind_room(struct gw_stream *s, int64_t room_id, bool reconnec
     if (reconnect) {
         /* From the first frame: nothing was packaged for the room yet. */
     }
-    /* The preview stops once the room carries the stream (SPEC PKG-4). */
+    /* The preview stops once the room carries the stream (SPEC PKG-4: it is
+     * the broadcaster's view before the room starts). Readers are woken, the
+     * registry forgets it, and its window (~3 MB at 2.5 Mbit/s) goes with
+     * the last reader instead of staying for the rest of the process. */
     if (s->preview_on) {
+        char ids[32];
+        snprintf(ids, sizeof ids, "%lld", (long long)s->key_id);
         media_index_set_inactive(s->preview);
+        media_registry_remove(s->gw->registry, "keys", ids);
+        media_index_unref(s->preview);
+        s->preview = NULL;
         s->preview_on = false;
     }
     log_info("gateway: stream joins room key_id=%lld room=%lld", (long long)s->key_id, (long long)room_id);
