@@ -22,6 +22,11 @@ the load publisher is still writing its send log:
            Media time of a segment:
            * from its URI when it carries the stream timestamp (nginx-rtmp's
              `hls_fragment_naming timestamp`: NAME-<90 kHz ts>.ts);
+           * else by PROGRAM-DATE-TIME (castgate: the arrival time of the
+             segment's first frame): the first segment starts at the
+             keyframe sent nearest that time (within --pdt-tol-ms), which
+             also joins a room playlist that began mid-stream; each next
+             segment starts where the previous ended (EXTINF);
            * else by order: the first segment of the stream is media time 0
              and each next one starts where the previous ended (EXTINF);
              a part starts at its segment's start plus the earlier parts.
@@ -306,19 +311,31 @@ def load_sendlog(path):
             p = line.split()
             if len(p) != 5:
                 continue
-            frames.setdefault(p[1], []).append((int(p[2]), int(p[4])))
+            frames.setdefault(p[1], []).append((int(p[2]), int(p[4]), p[3] == "1"))
     out = {}
     for k, v in frames.items():
         v.sort()
-        out[k] = ([x[0] for x in v], [x[1] for x in v])
+        out[k] = ([x[0] for x in v], [x[1] for x in v], [x[0] for x in v if x[2]], [x[1] for x in v if x[2]])
     return out
+
+
+def keyframe_at_wall(frames, wall_us, tol_ms):
+    """FLV timestamp of the keyframe sent nearest the wall time wall_us
+    (within tol_ms), or None: the media time of a segment whose
+    PROGRAM-DATE-TIME is the arrival time of its first frame."""
+    if not frames or len(frames) < 4 or not frames[2]:
+        return None
+    kts, kwall = frames[2], frames[3]
+    i = bisect.bisect_left(kwall, wall_us)
+    best = min((j for j in (i - 1, i) if 0 <= j < len(kwall)), key=lambda j: abs(kwall[j] - wall_us))
+    return kts[best] if abs(kwall[best] - wall_us) <= tol_ms * 1000.0 else None
 
 
 def nearest_send(frames, media_ms, tol_ms):
     """Wall µs at which the frame nearest media_ms (within tol) was sent."""
     if not frames:
         return None
-    ts, wall = frames
+    ts, wall = frames[0], frames[1]
     i = bisect.bisect_left(ts, media_ms - tol_ms)
     best = None
     while i < len(ts) and ts[i] <= media_ms + tol_ms:
@@ -336,7 +353,7 @@ def next_send(frames, media_ms, slack_ms):
     server cannot know the frame's duration before), not a frame."""
     if not frames:
         return None
-    ts, wall = frames
+    ts, wall = frames[0], frames[1]
     i = bisect.bisect_left(ts, media_ms - slack_ms)
     return wall[i] if i < len(ts) - 1 else None
 
@@ -378,9 +395,21 @@ def cmd_analyze(args):
             if m and args.join in ("auto", "name"):
                 start[e["msn"]] = int(m.group(1)) / 90.0
                 join_modes.add("name")
-        if not start and segs:
+        acc = None
+        if not start and segs and args.join in ("auto", "pdt"):
+            # A stream that joined mid-way (a room that went LIVE after the
+            # key did) starts at a keyframe: the one sent when its first
+            # segment's PROGRAM-DATE-TIME says that segment began.
+            p0 = pdt_epoch(segs[0].get("pdt"))
+            if p0 is not None:
+                acc = keyframe_at_wall(frames, p0 * 1e6, args.pdt_tol_ms)
+                if acc is not None:
+                    join_modes.add("pdt")
+        if not start and segs and acc is None and args.join in ("auto", "order"):
             join_modes.add("order")
             acc = 0.0
+        if not start and segs and acc is not None:
+            acc = float(acc)
             first = segs[0]["msn"]
             durs = {e["msn"]: e["dur_s"] for e in segs}
             for msn in range(first, segs[-1]["msn"] + 2):
@@ -471,7 +500,9 @@ def main():
                    help="how far the first frame may be from the media time it is matched to")
     a.add_argument("--slack-ms", type=float, default=10.0,
                    help="rounding allowance when finding the frame that closes a segment")
-    a.add_argument("--join", choices=("auto", "name", "order"), default="auto")
+    a.add_argument("--pdt-tol-ms", type=float, default=500.0,
+                   help="how far a segment's PROGRAM-DATE-TIME may be from the send time of the keyframe it is joined to")
+    a.add_argument("--join", choices=("auto", "name", "pdt", "order"), default="auto")
     args = ap.parse_args()
     return cmd_probe(args) if args.cmd == "probe" else cmd_analyze(args)
 

@@ -138,6 +138,23 @@ class AnalyzeTests(unittest.TestCase):
         self.assertEqual(r["segments"]["since_end_ms"]["max"], 1500.0)
         self.assertEqual(r["segments"]["late"], 1)
 
+    def test_pdt_join_places_a_playlist_that_began_mid_stream(self):
+        # A room playlist that starts at the keyframe of 4000 ms: its first
+        # segment's PDT is that frame's arrival (sent + 3 ms). By order it
+        # would be taken for media time 0 and look 4 s late.
+        pdt = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((T0 + 4000 + 3) / 1000.0))
+        pdt += ".%03dZ" % int((T0 + 4000 + 3) % 1000)
+        first = seg("k", 7, 2.0, "r7.m4s", T0 + 6000 + 12)
+        first["pdt"] = pdt
+        r = run_analyze([first], FRAMES + ["0 k 6100 0 %d" % int((T0 + 6100) * 1000)])
+        self.assertEqual(r["join"], "pdt")
+        self.assertEqual(r["segments"]["since_end_ms"]["max"], 12.0)
+        self.assertEqual(r["segments"]["late"], 0)
+        # A PDT far from every keyframe does not join; order is the fallback.
+        first["pdt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T0 / 1000.0 - 3600))
+        r = run_analyze([first], FRAMES, "--late-ms", "1000")
+        self.assertEqual(r["join"], "order")
+
     def test_parts_start_after_the_earlier_parts_of_their_segment(self):
         r = run_analyze([seg("k", 0, 0.5, "0.0", T0 + 500 + 5, "part", 0),
                          seg("k", 0, 0.5, "0.1", T0 + 1000 + 7, "part", 1),
