@@ -470,7 +470,10 @@ static void answer_disk_range(struct reply *rp, const char *path, uint64_t at, u
         return;
     }
     if (!rp->head && n > 0) {
-        /* evbuffer_add_file takes the fd (sendfile/mmap where available) */
+        /* evbuffer_add_file takes the fd. Marked as bound for a socket, the
+         * file stays a sendfile(2) chain when evhttp moves it into the
+         * connection's buffer (else libevent mmaps or reads it here). */
+        evbuffer_set_flags(b, EVBUFFER_FLAG_DRAINS_TO_FD);
         if (evbuffer_add_file(b, fd, (ev_off_t)s, (ev_off_t)n) != 0) {
             evbuffer_free(b);
             reply_error(rp, 500, "internal error");
