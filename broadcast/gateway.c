@@ -1038,7 +1038,7 @@ struct gateway *gateway_start(const struct gateway_deps *d, char *err, size_t er
     gw->registry = d->registry;
     gw->finalizer = d->finalizer;
     pthread_mutex_init(&gw->mu, NULL);
-    gw->writer = file_writer_new("rec-writer", 0, 0);
+    gw->writer = file_writer_new("rec-writer", 0, d->cfg->recording_fsync_interval_ms);
     if (!gw->writer) {
         snprintf(err, errlen, "gateway: cannot start the recording writer");
         pthread_mutex_destroy(&gw->mu);

@@ -1013,6 +1013,47 @@ static void test_store_refuses_unsafe_paths_and_over_ceiling_writes(void **state
     free(dir);
 }
 
+/* A segment of many parts is written whole (writev in batches), into a
+ * directory made on first use and made again after the sweeper removed it. */
+static void test_store_writes_many_chunks_and_remakes_a_removed_directory(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    struct segment_store *store = segment_store_new(dir, 0);
+    assert_non_null(store);
+    static uint8_t data[150][97];
+    struct segment_store_chunk chunks[150];
+    size_t total = 0;
+    for (size_t i = 0; i < 150; i++) {
+        size_t len = 1 + (i * 7) % 97;
+        memset(data[i], (int)('A' + i % 26), len);
+        chunks[i] = (struct segment_store_chunk){data[i], len};
+        total += len;
+    }
+    char path[512], sub[256];
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(segment_store_write(store, "hls/rooms/x/seg", "1.m4s", chunks, 150, NULL, NULL), 0);
+        assert_int_equal(segment_store_append(store, "hls/rooms/x/seg", "index.log", "seg 1\n", 6), 0);
+        segment_store_flush(store);
+        snprintf(path, sizeof(path), "%s/hls/rooms/x/seg/1.m4s", dir);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        uint8_t got[150 * 97];
+        assert_int_equal(fread(got, 1, sizeof(got), f), total);
+        fclose(f);
+        size_t at = 0;
+        for (size_t i = 0; i < 150; i++) {
+            assert_memory_equal(got + at, data[i], chunks[i].len);
+            at += chunks[i].len;
+        }
+        snprintf(sub, sizeof(sub), "%s/hls/rooms/x", dir);
+        rm_rf(sub); /* the sweeper removes a room's segments */
+    }
+    segment_store_free(store);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1037,6 +1078,7 @@ int main(void)
         cmocka_unit_test(test_registry_gives_previews_a_short_window_and_rooms_a_memory_cap),
         cmocka_unit_test(test_registry_gets_creates_and_tombstones),
         cmocka_unit_test(test_store_refuses_unsafe_paths_and_over_ceiling_writes),
+        cmocka_unit_test(test_store_writes_many_chunks_and_remakes_a_removed_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
