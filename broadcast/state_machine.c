@@ -345,29 +345,39 @@ static int lock_key_and_room(struct sm *s, int64_t key_id, struct key_row *k, st
  * Guarded transitions: one UPDATE each, plus its events row
  * ------------------------------------------------------------------------ */
 
-/* UPDATE stream_keys SET stream_key_state = <table>, <extra> WHERE id AND
- * stream_key_state = from. extra is a fixed fragment using $4.. for
- * extra_params. Appends a stream_key_state event (room_id for context).
+/* One state column of one row, as a guarded transition sees it. */
+struct move_row {
+    const char *what;   /* "key" / "room": log words */
+    const char *label;  /* db_exec's name for the UPDATE */
+    const char *table;  /* "stream_keys" / "video_rooms" */
+    const char *column; /* the state column, also the events row type */
+    int64_t id, app_id, room_id, key_id; /* row id; events row context */
+    char *state;        /* current state, replaced by `to` on success */
+    size_t state_size;
+};
+
+/* UPDATE <table> SET <column> = to, <extra> WHERE id AND <column> = from.
+ * extra is a fixed fragment using $4.. for extra_params. Appends a <column>
+ * event. to is NULL when the table has no such move. Takes data.
  * 0, SM_RETRY / BC_ERR_DB, or BC_ERR_DB when the table has no such move. */
-static int key_move(struct sm *s, struct key_row *k, enum bc_event ev, int64_t room_id,
-                    const char *extra, int nextra, const char *const *extra_params, json_t *data)
+static int state_move(struct sm *s, const struct move_row *m, const char *to, enum bc_event ev,
+                      const char *extra, int nextra, const char *const *extra_params, json_t *data)
 {
-    const char *to = bc_key_next(k->kstate, ev);
     if (!to) {
-        log_error("state: illegal key transition key_id=%" PRId64 " from=%s event=%s", k->id,
-                  k->kstate, bc_event_name(ev));
+        log_error("state: illegal %s transition %s_id=%" PRId64 " from=%s event=%s", m->what,
+                  m->what, m->id, m->state, bc_event_name(ev));
         json_decref(data);
         return BC_ERR_DB;
     }
     char sql[768], a[24];
     snprintf(sql, sizeof sql,
-             "UPDATE stream_keys SET stream_key_state = $3, last_modified_at = now()%s"
-             " WHERE id = $1 AND stream_key_state = $2 RETURNING id",
-             extra ? extra : "");
-    const char *p[10] = {i64(k->id, a), k->kstate, to};
+             "UPDATE %s SET %s = $3, last_modified_at = now()%s"
+             " WHERE id = $1 AND %s = $2 RETURNING id",
+             m->table, m->column, extra ? extra : "", m->column);
+    const char *p[10] = {i64(m->id, a), m->state, to};
     for (int i = 0; i < nextra && i < 7; i++)
         p[3 + i] = extra_params[i];
-    PGresult *r = q(s, "key transition", sql, 3 + nextra, p);
+    PGresult *r = q(s, m->label, sql, 3 + nextra, p);
     if (!r) {
         json_decref(data);
         return db_fail(s);
@@ -378,55 +388,35 @@ static int key_move(struct sm *s, struct key_row *k, enum bc_event ev, int64_t r
         json_decref(data);
         return SM_RETRY;
     }
-    int rc = events_append(s->c, k->app_id, room_id, k->id, "stream_key_state", k->kstate, to,
+    int rc = events_append(s->c, m->app_id, m->room_id, m->key_id, m->column, m->state, to,
                            s->actor, data, s->sqlstate);
     json_decref(data);
     if (rc != 0)
         return db_fail(s);
-    log_info("state: key key_id=%" PRId64 " %s -> %s event=%s actor=%s", k->id, k->kstate, to,
-             bc_event_name(ev), s->actor);
-    snprintf(k->kstate, sizeof k->kstate, "%s", to);
+    log_info("state: %s %s_id=%" PRId64 " %s -> %s event=%s actor=%s", m->what, m->what, m->id,
+             m->state, to, bc_event_name(ev), s->actor);
+    snprintf(m->state, m->state_size, "%s", to);
     return 0;
 }
 
+/* A stream key's move (room_id for the event's context); see state_move. */
+static int key_move(struct sm *s, struct key_row *k, enum bc_event ev, int64_t room_id,
+                    const char *extra, int nextra, const char *const *extra_params, json_t *data)
+{
+    const struct move_row m = {"key", "key transition", "stream_keys", "stream_key_state",
+                               k->id, k->app_id, room_id, k->id, k->kstate, sizeof k->kstate};
+    return state_move(s, &m, bc_key_next(k->kstate, ev), ev, extra, nextra, extra_params, data);
+}
+
+/* A video room's move; see state_move. */
 static int room_move(struct sm *s, struct room_row *room, enum bc_event ev, const char *extra,
                      int nextra, const char *const *extra_params, json_t *data)
 {
-    const char *to = bc_room_next(room->rstate, ev);
-    if (!to) {
-        log_error("state: illegal room transition room_id=%" PRId64 " from=%s event=%s",
-                  room->id, room->rstate, bc_event_name(ev));
-        json_decref(data);
-        return BC_ERR_DB;
-    }
-    char sql[768], a[24];
-    snprintf(sql, sizeof sql,
-             "UPDATE video_rooms SET video_room_state = $3, last_modified_at = now()%s"
-             " WHERE id = $1 AND video_room_state = $2 RETURNING id",
-             extra ? extra : "");
-    const char *p[10] = {i64(room->id, a), room->rstate, to};
-    for (int i = 0; i < nextra && i < 7; i++)
-        p[3 + i] = extra_params[i];
-    PGresult *r = q(s, "room transition", sql, 3 + nextra, p);
-    if (!r) {
-        json_decref(data);
-        return db_fail(s);
-    }
-    int n = PQntuples(r);
-    PQclear(r);
-    if (n != 1) {
-        json_decref(data);
-        return SM_RETRY;
-    }
-    int rc = events_append(s->c, room->app_id, room->id, room->key_id, "video_room_state",
-                           room->rstate, to, s->actor, data, s->sqlstate);
-    json_decref(data);
-    if (rc != 0)
-        return db_fail(s);
-    log_info("state: room room_id=%" PRId64 " %s -> %s event=%s actor=%s", room->id,
-             room->rstate, to, bc_event_name(ev), s->actor);
-    snprintf(room->rstate, sizeof room->rstate, "%s", to);
-    return 0;
+    const struct move_row m = {"room", "room transition", "video_rooms", "video_room_state",
+                               room->id, room->app_id, room->id, room->key_id,
+                               room->rstate, sizeof room->rstate};
+    return state_move(s, &m, bc_room_next(room->rstate, ev), ev, extra, nextra, extra_params,
+                      data);
 }
 
 static int event_row(struct sm *s, int64_t app_id, int64_t room_id, int64_t key_id,
