@@ -601,18 +601,29 @@ struct api_arg {
     size_t n, missing;
 };
 
+/* Locks the API call's room (ACTIVE, of a->app_id). 0, or BC_ROOM_NOT_FOUND,
+ * BC_ROOM_TYPE_NOT_BROADCAST_RTMP (only when rtmp_only) or db_fail(s). */
+static int lock_api_room(struct sm *s, const struct api_arg *a, bool rtmp_only,
+                         struct room_row *room)
+{
+    int f = lock_room(s, a->id, a->app_id, true, room);
+    if (f < 0)
+        return db_fail(s);
+    if (f == 0)
+        return BC_ROOM_NOT_FOUND;
+    if (rtmp_only && strcmp(room->type, "BROADCAST_RTMP") != 0)
+        return BC_ROOM_TYPE_NOT_BROADCAST_RTMP;
+    return 0;
+}
+
 static int room_start_tx(struct sm *s, void *arg)
 {
     struct api_arg *a = arg;
     struct room_row room;
     struct key_row k;
-    int f = lock_room(s, a->id, a->app_id, true, &room);
-    if (f < 0)
-        return db_fail(s);
-    if (f == 0)
-        return BC_ROOM_NOT_FOUND;
-    if (strcmp(room.type, "BROADCAST_RTMP") != 0)
-        return BC_ROOM_TYPE_NOT_BROADCAST_RTMP;
+    int f = lock_api_room(s, a, true, &room);
+    if (f != 0)
+        return f;
     if (!bc_room_next(room.rstate, BC_EV_ROOM_START))
         return BC_ROOM_NOT_SCHEDULED;
     char b[24];
@@ -646,13 +657,9 @@ static int room_end_tx(struct sm *s, void *arg)
     struct api_arg *a = arg;
     struct room_row room;
     struct key_row k;
-    int f = lock_room(s, a->id, a->app_id, true, &room);
-    if (f < 0)
-        return db_fail(s);
-    if (f == 0)
-        return BC_ROOM_NOT_FOUND;
-    if (strcmp(room.type, "BROADCAST_RTMP") != 0)
-        return BC_ROOM_TYPE_NOT_BROADCAST_RTMP;
+    int f = lock_api_room(s, a, true, &room);
+    if (f != 0)
+        return f;
     if (!bc_room_next(room.rstate, BC_EV_ROOM_END))
         return BC_ROOM_NOT_LIVE_INACTIVE;
     f = room.key_id ? lock_key(s, room.key_id, &k) : 0;
@@ -675,11 +682,9 @@ static int room_delete_tx(struct sm *s, void *arg)
 {
     struct api_arg *a = arg;
     struct room_row room;
-    int f = lock_room(s, a->id, a->app_id, true, &room);
-    if (f < 0)
-        return db_fail(s);
-    if (f == 0)
-        return BC_ROOM_NOT_FOUND;
+    int f = lock_api_room(s, a, false, &room);
+    if (f != 0)
+        return f;
     if (strcmp(room.rstate, "LIVE") == 0 || strcmp(room.rstate, "LIVE_INACTIVE") == 0)
         return BC_ROOM_IS_LIVE;
     char b[24];
