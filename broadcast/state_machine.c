@@ -601,6 +601,14 @@ struct api_arg {
     size_t n, missing;
 };
 
+/* Runs one API event on one row (id) of one app in its own transaction. */
+static enum bc_result run_api(PGconn *c, int64_t app_id, int64_t id, const char *actor,
+                              tx_body body)
+{
+    struct api_arg a = {.app_id = app_id, .id = id};
+    return (enum bc_result)run_tx(c, actor, body, &a);
+}
+
 /* Locks the API call's room (ACTIVE, of a->app_id). 0, or BC_ROOM_NOT_FOUND,
  * BC_ROOM_TYPE_NOT_BROADCAST_RTMP (only when rtmp_only) or db_fail(s). */
 static int lock_api_room(struct sm *s, const struct api_arg *a, bool rtmp_only,
@@ -648,8 +656,7 @@ static int room_start_tx(struct sm *s, void *arg)
 
 enum bc_result bc_room_start(PGconn *c, int64_t app_id, int64_t room_id, const char *actor)
 {
-    struct api_arg a = {.app_id = app_id, .id = room_id};
-    return (enum bc_result)run_tx(c, actor, room_start_tx, &a);
+    return run_api(c, app_id, room_id, actor, room_start_tx);
 }
 
 static int room_end_tx(struct sm *s, void *arg)
@@ -674,8 +681,7 @@ static int room_end_tx(struct sm *s, void *arg)
 
 enum bc_result bc_room_end(PGconn *c, int64_t app_id, int64_t room_id, const char *actor)
 {
-    struct api_arg a = {.app_id = app_id, .id = room_id};
-    return (enum bc_result)run_tx(c, actor, room_end_tx, &a);
+    return run_api(c, app_id, room_id, actor, room_end_tx);
 }
 
 static int room_delete_tx(struct sm *s, void *arg)
@@ -714,8 +720,7 @@ static int room_delete_tx(struct sm *s, void *arg)
 
 enum bc_result bc_room_delete(PGconn *c, int64_t app_id, int64_t room_id, const char *actor)
 {
-    struct api_arg a = {.app_id = app_id, .id = room_id};
-    return (enum bc_result)run_tx(c, actor, room_delete_tx, &a);
+    return run_api(c, app_id, room_id, actor, room_delete_tx);
 }
 
 static int key_reissue_tx(struct sm *s, void *arg)
@@ -751,8 +756,7 @@ static int key_reissue_tx(struct sm *s, void *arg)
 
 enum bc_result bc_key_reissue(PGconn *c, int64_t app_id, int64_t key_id, const char *actor)
 {
-    struct api_arg a = {.app_id = app_id, .id = key_id};
-    return (enum bc_result)run_tx(c, actor, key_reissue_tx, &a);
+    return run_api(c, app_id, key_id, actor, key_reissue_tx);
 }
 
 static int key_force_tx(struct sm *s, void *arg)
@@ -772,8 +776,7 @@ static int key_force_tx(struct sm *s, void *arg)
 
 enum bc_result bc_key_force_terminate(PGconn *c, int64_t app_id, int64_t key_id, const char *actor)
 {
-    struct api_arg a = {.app_id = app_id, .id = key_id};
-    return (enum bc_result)run_tx(c, actor, key_force_tx, &a);
+    return run_api(c, app_id, key_id, actor, key_force_tx);
 }
 
 static int members_delete_tx(struct sm *s, void *arg)
