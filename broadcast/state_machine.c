@@ -166,6 +166,20 @@ static int db_fail(struct sm *s)
     return BC_ERR_DB;
 }
 
+/* Runs an UPDATE ... RETURNING that must hit exactly one row, which the
+ * caller holds locked: anything else cannot happen and is retried rather than
+ * half-applied. 0, SM_RETRY, or db_fail(s). */
+static int update_one(struct sm *s, const char *what, const char *sql, int n,
+                      const char *const *p)
+{
+    PGresult *r = q(s, what, sql, n, p);
+    if (!r)
+        return db_fail(s);
+    int rows = PQntuples(r);
+    PQclear(r);
+    return rows == 1 ? 0 : SM_RETRY;
+}
+
 typedef int (*tx_body)(struct sm *s, void *arg);
 
 /* BEGIN; body; COMMIT — or ROLLBACK when body returns anything but 0.
@@ -377,19 +391,13 @@ static int state_move(struct sm *s, const struct move_row *m, const char *to, en
     const char *p[10] = {i64(m->id, a), m->state, to};
     for (int i = 0; i < nextra && i < 7; i++)
         p[3 + i] = extra_params[i];
-    PGresult *r = q(s, m->label, sql, 3 + nextra, p);
-    if (!r) {
+    int rc = update_one(s, m->label, sql, 3 + nextra, p);
+    if (rc != 0) {
         json_decref(data);
-        return db_fail(s);
+        return rc;
     }
-    int n = PQntuples(r);
-    PQclear(r);
-    if (n != 1) { /* cannot happen under the row lock; never half-apply */
-        json_decref(data);
-        return SM_RETRY;
-    }
-    int rc = events_append(s->c, m->app_id, m->room_id, m->key_id, m->column, m->state, to,
-                           s->actor, data, s->sqlstate);
+    rc = events_append(s->c, m->app_id, m->room_id, m->key_id, m->column, m->state, to,
+                       s->actor, data, s->sqlstate);
     json_decref(data);
     if (rc != 0)
         return db_fail(s);
@@ -695,22 +703,18 @@ static int room_delete_tx(struct sm *s, void *arg)
         return BC_ROOM_IS_LIVE;
     char b[24];
     const char *p[1] = {i64(room.id, b)};
-    PGresult *r = q(s, "room delete",
-                    "UPDATE video_rooms SET state = 'DELETED', last_modified_at = now()"
-                    " WHERE id = $1 AND state = 'ACTIVE'"
-                    " AND video_room_state NOT IN ('LIVE', 'LIVE_INACTIVE') RETURNING id",
-                    1, p);
-    if (!r)
-        return db_fail(s);
-    int n = PQntuples(r);
-    PQclear(r);
-    if (n != 1)
-        return SM_RETRY;
+    int rc = update_one(s, "room delete",
+                        "UPDATE video_rooms SET state = 'DELETED', last_modified_at = now()"
+                        " WHERE id = $1 AND state = 'ACTIVE'"
+                        " AND video_room_state NOT IN ('LIVE', 'LIVE_INACTIVE') RETURNING id",
+                        1, p);
+    if (rc != 0)
+        return rc;
     /* The entity state is not a videoRoomState: the row keeps the room's
      * state on both sides and says what changed in data. */
     json_t *d = json_pack("{s:s}", "state", "DELETED");
-    int rc = events_append(s->c, room.app_id, room.id, 0, "video_room_state", room.rstate,
-                           room.rstate, s->actor, d, s->sqlstate);
+    rc = events_append(s->c, room.app_id, room.id, 0, "video_room_state", room.rstate,
+                       room.rstate, s->actor, d, s->sqlstate);
     json_decref(d);
     if (rc != 0)
         return db_fail(s);
@@ -738,17 +742,13 @@ static int key_reissue_tx(struct sm *s, void *arg)
     if (bc_new_stream_key(key, prefix) != 0)
         return BC_ERR_DB;
     const char *p[4] = {i64(k.id, b), key, prefix};
-    PGresult *r = q(s, "key reissue",
-                    "UPDATE stream_keys SET stream_key = $2, key_prefix = $3,"
-                    " last_modified_at = now()"
-                    " WHERE id = $1 AND stream_key_state = 'INACTIVE' RETURNING id",
-                    3, p);
-    if (!r)
-        return db_fail(s);
-    int n = PQntuples(r);
-    PQclear(r);
-    if (n != 1)
-        return SM_RETRY;
+    int rc = update_one(s, "key reissue",
+                        "UPDATE stream_keys SET stream_key = $2, key_prefix = $3,"
+                        " last_modified_at = now()"
+                        " WHERE id = $1 AND stream_key_state = 'INACTIVE' RETURNING id",
+                        3, p);
+    if (rc != 0)
+        return rc;
     log_info("state: key key_id=%" PRId64 " reissued actor=%s", k.id, s->actor);
     return event_row(s, k.app_id, 0, k.id, "stream_key_state",
                      json_pack("{s:b}", "reissued", 1)) ;
