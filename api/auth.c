@@ -99,6 +99,26 @@ int api_job_fail(struct api_job *j, int status, const char *code, const char *fm
     return -1;
 }
 
+void api_job_db_error(struct api_job *j)
+{
+    api_job_fail(j, 500, "INTERNAL_ERROR", "database error");
+}
+
+void api_job_not_found(struct api_job *j, const char *code, const char *what)
+{
+    api_job_fail(j, 404, code, "%s does not exist", what);
+}
+
+void *api_job_input(struct api_job *j, size_t size)
+{
+    void *in = calloc(1, size);
+    j->in = in;
+    j->in_free = free;
+    if (!in)
+        api_job_fail(j, 503, "UNAVAILABLE", "out of memory");
+    return in;
+}
+
 static void job_free(struct api_job *j)
 {
     if (j->in_free && j->in)
@@ -186,12 +206,13 @@ int api_job_path(struct api_job *j, const struct route_params *p, const char *na
                  const char *not_found_code, const char *what)
 {
     const char *v = route_param(p, name);
-    if (!v || !ju_utf8_valid(v, strlen(v)))
-        return api_job_fail(j, 404, not_found_code, "%s does not exist", what);
-    snprintf(j->param, sizeof j->param, "%s", v);
-    if (want_id && !ju_parse_id(v, &j->id))
-        return api_job_fail(j, 404, not_found_code, "%s does not exist", what);
-    return 0;
+    if (v && ju_utf8_valid(v, strlen(v))) {
+        snprintf(j->param, sizeof j->param, "%s", v);
+        if (!want_id || ju_parse_id(v, &j->id))
+            return 0;
+    }
+    api_job_not_found(j, not_found_code, what);
+    return -1;
 }
 
 /* db thread: who is calling? */
@@ -209,10 +230,8 @@ static void authenticate(PGconn *c, struct api_job *j)
     } else {
         return;
     }
-    if (!r) {
-        api_job_fail(j, 500, "INTERNAL_ERROR", "database error");
-        return;
-    }
+    if (!r)
+        return api_job_db_error(j);
     bool ok = PQntuples(r) == 1;
     if (ok && !j->org_auth)
         ok = secure_str_equal(PQgetvalue(r, 0, 3), j->secret_sha);
@@ -324,7 +343,7 @@ int api_job_page_list(PGconn *c, struct api_job *j, const char *what, const char
     snprintf(label, sizeof label, "%s count", what);
     PGresult *r = q.overflow ? NULL : db_exec(c, label, q.sql, q.n, q.params, NULL);
     if (!r)
-        return api_job_fail(j, 500, "INTERNAL_ERROR", "database error");
+        goto fail;
     int64_t total = db_get_i64(r, 0, 0);
     PQclear(r);
 
@@ -338,11 +357,40 @@ int api_job_page_list(PGconn *c, struct api_job *j, const char *what, const char
     snprintf(label, sizeof label, "%s list", what);
     r = q.overflow ? NULL : db_exec(c, label, q.sql, q.n, q.params, NULL);
     if (!r)
-        return api_job_fail(j, 500, "INTERNAL_ERROR", "database error");
+        goto fail;
     json_t *content = json_array();
     for (int i = 0; i < PQntuples(r); i++)
         json_array_append_new(content, render(j, r, i));
     PQclear(r);
     j->reply = ju_page_json(content, total, page);
     return 0;
+fail:
+    api_job_db_error(j);
+    return -1;
+}
+
+int api_job_page_query(struct api_job *j, bool allow_app_user_id, struct ju_page *out)
+{
+    const char *page, *size, *sort;
+    if (api_job_query(j, "page", &page) != 0 || api_job_query(j, "pageSize", &size) != 0 ||
+        api_job_query(j, "sortBy", &sort) != 0)
+        return -1;
+    return ju_parse_page(page, size, sort, allow_app_user_id, out, &j->err);
+}
+
+void api_job_reply_one(PGconn *c, struct api_job *j, const char *label, const char *sql,
+                       const char *not_found_code, const char *what, api_page_render_fn render)
+{
+    char app[24], id[24];
+    snprintf(app, sizeof app, "%" PRId64, j->app.id);
+    snprintf(id, sizeof id, "%" PRId64, j->id);
+    const char *p[2] = {app, id};
+    PGresult *r = db_exec(c, label, sql, 2, p, NULL);
+    if (!r)
+        return api_job_db_error(j);
+    if (PQntuples(r) != 1)
+        api_job_not_found(j, not_found_code, what);
+    else
+        j->reply = render(j, r, 0);
+    PQclear(r);
 }
