@@ -215,35 +215,69 @@ int api_job_path(struct api_job *j, const struct route_params *p, const char *na
     return -1;
 }
 
+/* Row 0 of an apps query (id, state, name, ...) into *out. */
+static void app_from_row(const PGresult *r, struct auth_app *out)
+{
+    out->id = db_get_i64(r, 0, 0);
+    snprintf(out->state, sizeof out->state, "%s", PQgetvalue(r, 0, 1));
+    snprintf(out->name, sizeof out->name, "%s", PQgetvalue(r, 0, 2));
+}
+
+int auth_app_by_key(PGconn *c, const char *label, const char *key, const char *secret_sha,
+                    struct auth_app *out)
+{
+    const char *p[1] = {key};
+    PGresult *r = db_exec(c, label, "SELECT id, state, name, api_secret_sha256 FROM apps"
+                                    " WHERE api_key = $1 AND state = 'ACTIVE'", 1, p, NULL);
+    if (!r)
+        return -1;
+    bool ok = false;
+    if (PQntuples(r) == 1) {
+        const char *stored = db_get_str(r, 0, 3);
+        ok = stored && secure_str_equal(secret_sha, stored);
+    } else {
+        /* Same work on the miss path: an unknown key costs as much as a bad secret. */
+        (void)secure_str_equal(secret_sha,
+                               "0000000000000000000000000000000000000000000000000000000000000000");
+    }
+    if (ok)
+        app_from_row(r, out);
+    PQclear(r);
+    return ok ? 1 : 0;
+}
+
+/* The ACTIVE app of a VF-ORG-ID (SPEC API-6). 1, 0 unknown, -1 db error. */
+static int app_by_org(PGconn *c, const char *org, struct auth_app *out)
+{
+    const char *p[1] = {org};
+    PGresult *r = db_exec(c, "auth org", "SELECT id, state, name FROM apps WHERE org_id = $1"
+                                         " AND state = 'ACTIVE'", 1, p, NULL);
+    if (!r)
+        return -1;
+    bool ok = PQntuples(r) == 1;
+    if (ok)
+        app_from_row(r, out);
+    PQclear(r);
+    return ok ? 1 : 0;
+}
+
 /* db thread: who is calling? */
 static void authenticate(PGconn *c, struct api_job *j)
 {
-    PGresult *r;
-    if (j->org_auth) {
-        const char *p[1] = {j->org};
-        r = db_exec(c, "auth org", "SELECT id, state, name FROM apps WHERE org_id = $1"
-                                   " AND state = 'ACTIVE'", 1, p, NULL);
-    } else if (j->key[0]) {
-        const char *p[1] = {j->key};
-        r = db_exec(c, "auth", "SELECT id, state, name, api_secret_sha256 FROM apps"
-                               " WHERE api_key = $1 AND state = 'ACTIVE'", 1, p, NULL);
-    } else {
+    int found;
+    if (j->org_auth)
+        found = app_by_org(c, j->org, &j->app);
+    else if (j->key[0])
+        found = auth_app_by_key(c, "auth", j->key, j->secret_sha, &j->app);
+    else
         return;
-    }
-    if (!r)
+    if (found < 0)
         return api_job_db_error(j);
-    bool ok = PQntuples(r) == 1;
-    if (ok && !j->org_auth)
-        ok = secure_str_equal(PQgetvalue(r, 0, 3), j->secret_sha);
-    if (ok) {
-        j->app.id = db_get_i64(r, 0, 0);
-        snprintf(j->app.state, sizeof j->app.state, "%s", PQgetvalue(r, 0, 1));
-        snprintf(j->app.name, sizeof j->app.name, "%s", PQgetvalue(r, 0, 2));
+    if (found) {
         j->authed = true;
         j->cache_insert = true;
         snprintf(j->actor, sizeof j->actor, "api:app:%" PRId64, j->app.id);
     }
-    PQclear(r);
 }
 
 static void job_work(PGconn *c, void *arg)

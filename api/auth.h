@@ -139,6 +139,13 @@ int api_job_page_query(struct api_job *j, bool allow_app_user_id, struct ju_page
 void api_job_reply_one(PGconn *c, struct api_job *j, const char *label, const char *sql,
                        const char *not_found_code, const char *what, api_page_render_fn render);
 
+/* db thread: the ACTIVE app with api key `key` whose api_secret_sha256 is
+ * secret_sha (hex), compared in constant time (an unknown key costs the same
+ * comparison). `label` names the query in the log. 1 (*out filled), 0 unknown
+ * key or wrong secret, -1 database error. */
+int auth_app_by_key(PGconn *c, const char *label, const char *key, const char *secret_sha,
+                    struct auth_app *out);
+
 /* Drops every cached credential (tests). */
 void auth_cache_clear(void);
 
