@@ -632,16 +632,36 @@ static int lock_api_room(struct sm *s, const struct api_arg *a, bool rtmp_only,
     return 0;
 }
 
-static int room_start_tx(struct sm *s, void *arg)
+/* Locks the API call's BROADCAST_RTMP room for ev: 0, bad_state when the
+ * room's state has no such move, or lock_api_room's refusals. */
+static int lock_api_room_for(struct sm *s, const struct api_arg *a, enum bc_event ev,
+                             int bad_state, struct room_row *room)
 {
-    struct api_arg *a = arg;
-    struct room_row room;
-    struct key_row k;
-    int f = lock_api_room(s, a, true, &room);
+    int f = lock_api_room(s, a, true, room);
     if (f != 0)
         return f;
-    if (!bc_room_next(room.rstate, BC_EV_ROOM_START))
-        return BC_ROOM_NOT_SCHEDULED;
+    return bc_room_next(room->rstate, ev) ? 0 : bad_state;
+}
+
+/* Locks key_id when it names an ACTIVE key: 0, BC_KEY_NOT_FOUND (also for
+ * key_id 0) or db_fail(s). */
+static int lock_active_key(struct sm *s, int64_t key_id, struct key_row *k)
+{
+    int f = key_id ? lock_key(s, key_id, k) : 0;
+    if (f < 0)
+        return db_fail(s);
+    if (f == 0 || strcmp(k->state, "ACTIVE") != 0)
+        return BC_KEY_NOT_FOUND;
+    return 0;
+}
+
+static int room_start_tx(struct sm *s, void *arg)
+{
+    struct room_row room;
+    struct key_row k;
+    int f = lock_api_room_for(s, arg, BC_EV_ROOM_START, BC_ROOM_NOT_SCHEDULED, &room);
+    if (f != 0)
+        return f;
     char b[24];
     const char *p[1] = {i64(room.member_id, b)};
     PGresult *r = q(s, "room start: key",
@@ -650,13 +670,9 @@ static int room_start_tx(struct sm *s, void *arg)
         return db_fail(s);
     int64_t key_id = PQntuples(r) ? col_i64(r, 0, 0) : 0;
     PQclear(r);
-    if (!key_id)
-        return BC_KEY_NOT_FOUND;
-    f = lock_key(s, key_id, &k);
-    if (f < 0)
-        return db_fail(s);
-    if (f == 0 || strcmp(k.state, "ACTIVE") != 0)
-        return BC_KEY_NOT_FOUND;
+    f = lock_active_key(s, key_id, &k);
+    if (f != 0)
+        return f;
     if (strcmp(k.kstate, "ACTIVE") != 0 || k.room_id)
         return BC_KEY_NOT_ACTIVE;
     return start_locked(s, &room, &k, json_object());
@@ -669,19 +685,13 @@ enum bc_result bc_room_start(PGconn *c, int64_t app_id, int64_t room_id, const c
 
 static int room_end_tx(struct sm *s, void *arg)
 {
-    struct api_arg *a = arg;
     struct room_row room;
     struct key_row k;
-    int f = lock_api_room(s, a, true, &room);
+    int f = lock_api_room_for(s, arg, BC_EV_ROOM_END, BC_ROOM_NOT_LIVE_INACTIVE, &room);
+    if (f == 0)
+        f = lock_active_key(s, room.key_id, &k);
     if (f != 0)
         return f;
-    if (!bc_room_next(room.rstate, BC_EV_ROOM_END))
-        return BC_ROOM_NOT_LIVE_INACTIVE;
-    f = room.key_id ? lock_key(s, room.key_id, &k) : 0;
-    if (f < 0)
-        return db_fail(s);
-    if (f == 0 || strcmp(k.state, "ACTIVE") != 0)
-        return BC_KEY_NOT_FOUND;
     if (!bc_key_next(k.kstate, BC_EV_ROOM_END) || k.room_id != room.id)
         return BC_KEY_NOT_INACTIVE_LIVE;
     return end_locked(s, &room, &k, BC_EV_ROOM_END, "ended by api");
