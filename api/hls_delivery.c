@@ -433,7 +433,10 @@ static void answer_memory(struct reply *rp, struct media_index_body *body, const
     send_reply(rp, status, mime, cache, b, n);
 }
 
-static void answer_disk(struct reply *rp, const char *path, const char *mime, const char *cache)
+/* The file at path, or (part of a segment file) its `size` bytes from
+ * `at`; size UINT64_MAX = the whole file. */
+static void answer_disk_range(struct reply *rp, const char *path, uint64_t at, uint64_t size, const char *mime,
+                              const char *cache)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
@@ -443,13 +446,23 @@ static void answer_disk(struct reply *rp, const char *path, const char *mime, co
         reply_error(rp, 404, "not found");
         return;
     }
+    if (size == UINT64_MAX) {
+        at = 0;
+        size = (uint64_t)st.st_size;
+    } else if (at > (uint64_t)st.st_size || size > (uint64_t)st.st_size - at) {
+        close(fd); /* shorter than its index says: never serve a cut part */
+        log_warn("hls: segment file shorter than indexed path=%s", path);
+        reply_error(rp, 404, "not found");
+        return;
+    }
     uint64_t s, e;
-    int status = range_for(rp, (uint64_t)st.st_size, &s, &e);
+    int status = range_for(rp, size, &s, &e);
     if (status == 0) {
         close(fd);
         return;
     }
-    uint64_t n = st.st_size ? e - s + 1 : 0;
+    uint64_t n = size ? e - s + 1 : 0;
+    s += at;
     struct evbuffer *b = evbuffer_new();
     if (!b) {
         close(fd);
@@ -457,7 +470,10 @@ static void answer_disk(struct reply *rp, const char *path, const char *mime, co
         return;
     }
     if (!rp->head && n > 0) {
-        /* evbuffer_add_file takes the fd (sendfile/mmap where available) */
+        /* evbuffer_add_file takes the fd. Marked as bound for a socket, the
+         * file stays a sendfile(2) chain when evhttp moves it into the
+         * connection's buffer (else libevent mmaps or reads it here). */
+        evbuffer_set_flags(b, EVBUFFER_FLAG_DRAINS_TO_FD);
         if (evbuffer_add_file(b, fd, (ev_off_t)s, (ev_off_t)n) != 0) {
             evbuffer_free(b);
             reply_error(rp, 500, "internal error");
@@ -470,17 +486,33 @@ static void answer_disk(struct reply *rp, const char *path, const char *mime, co
     send_reply(rp, status, mime, cache, b, n);
 }
 
+static void answer_disk(struct reply *rp, const char *path, const char *mime, const char *cache)
+{
+    answer_disk_range(rp, path, 0, UINT64_MAX, mime, cache);
+}
+
 static const char *media_mime(struct media_index *idx) { return media_index_audio_only(idx) ? "audio/mp4" : "video/mp4"; }
+
+/* get_part's answer other than NOT_YET. */
+static void answer_part_got(struct reply *rp, struct media_index *idx, int got, struct media_index_body *body,
+                            const char *path)
+{
+    if (got == MEDIA_INDEX_OK) {
+        answer_memory(rp, body, media_mime(idx), CACHE_IMMUTABLE);
+        media_index_body_release(body);
+    } else if (got == MEDIA_INDEX_ON_DISK) {
+        answer_disk_range(rp, path, body->disk_offset, body->len, media_mime(idx), CACHE_IMMUTABLE);
+    } else {
+        reply_error(rp, 404, "not found");
+    }
+}
 
 static void answer_part(struct reply *rp, struct media_index *idx, const struct hls_file *f)
 {
     struct media_index_body body;
-    if (media_index_get_part(idx, f->msn, f->part, false, &body) != MEDIA_INDEX_OK) {
-        reply_error(rp, 404, "not found");
-        return;
-    }
-    answer_memory(rp, &body, media_mime(idx), CACHE_IMMUTABLE);
-    media_index_body_release(&body);
+    char path[512];
+    int g = media_index_get_part(idx, f->msn, f->part, false, &body, path, sizeof(path));
+    answer_part_got(rp, idx, g == MEDIA_INDEX_NOT_YET ? MEDIA_INDEX_NOT_FOUND : g, &body, path);
 }
 
 /* ---- parked requests ------------------------------------------------------------- */
@@ -601,8 +633,9 @@ static int waiter_ready(struct hls_waiter *w)
 {
     if (w->file.kind == HLS_FILE_PART) {
         struct media_index_body b;
-        int r = media_index_get_part(w->idx, w->file.msn, w->file.part, false, &b);
-        if (r == MEDIA_INDEX_OK) {
+        char path[512];
+        int r = media_index_get_part(w->idx, w->file.msn, w->file.part, false, &b, path, sizeof(path));
+        if (r == MEDIA_INDEX_OK || r == MEDIA_INDEX_ON_DISK) {
             media_index_body_release(&b);
             return 1;
         }
@@ -842,16 +875,11 @@ int hls_delivery_handle(struct hls_delivery *d, struct evhttp_request *req, cons
         break;
     }
     case HLS_FILE_PART: {
-        int g = media_index_get_part(idx, f.msn, f.part, true, &body);
-        if (g == MEDIA_INDEX_OK) {
-            answer_memory(&rp, &body, media_mime(idx), CACHE_IMMUTABLE);
-            media_index_body_release(&body);
-        } else if (g == MEDIA_INDEX_NOT_YET) {
-            /* §6.2.6: the preload-hinted part is answered once it exists */
+        int g = media_index_get_part(idx, f.msn, f.part, true, &body, path, sizeof(path));
+        if (g == MEDIA_INDEX_NOT_YET) /* §6.2.6: the preload-hinted part is answered once it exists */
             parked = park(&rp, idx, &f, &q, sfx);
-        } else {
-            reply_error(&rp, 404, "not found");
-        }
+        else
+            answer_part_got(&rp, idx, g, &body, path);
         break;
     }
     }

@@ -72,10 +72,6 @@ struct gw_stream {
     struct gw_init_cache init;
     bool expect_audio, expect_video;
     double fps_hint;
-    /* Latest sequence headers (deep copies), so a recorder that starts
-     * mid-stream gets them before its first frame. */
-    struct media_codec_config cfg_cache[2];
-    uint8_t *cfg_extradata[2];
     /* Recording (REC-1, REC-2): one recorder while the room records. */
     struct recorder *rec;
     struct gw_rec *rec_ctx;
@@ -118,8 +114,6 @@ static void stream_unref(struct gw_stream *s)
     media_index_unref(s->preview);
     media_index_unref(s->room);
     free(s->init.data);
-    free(s->cfg_extradata[0]);
-    free(s->cfg_extradata[1]);
     free(s);
 }
 
@@ -195,6 +189,8 @@ static void room_join(struct gw_stream *s)
 
 /* ------------------------------------------------------- fan-out sink */
 
+static void rec_new_file(struct gw_stream *s);
+
 static void fan_on_init(void *ctx, const struct cmaf_init *init)
 {
     struct gw_stream *s = ctx;
@@ -215,6 +211,8 @@ static void fan_on_init(void *ctx, const struct cmaf_init *init)
         const struct cmaf_sink *k = media_index_sink(s->room);
         k->on_init(k->ctx, init);
     }
+    if (s->rec && recorder_init(s->rec, init) == RECORDER_ROTATED)
+        rec_new_file(s); /* ING-9: a new file for the new codec configuration */
 }
 
 static void fan_on_part(void *ctx, const struct cmaf_part *part)
@@ -231,6 +229,9 @@ static void fan_on_part(void *ctx, const struct cmaf_part *part)
         const struct cmaf_sink *k = media_index_sink(s->room);
         k->on_part(k->ctx, part);
     }
+    /* REC-1: the recording is these same fragments after the init. */
+    if (s->rec)
+        recorder_part(s->rec, part);
 }
 
 static void first_segment_work(PGconn *c, void *arg);
@@ -501,9 +502,10 @@ static void rec_start(struct gw_stream *s)
         return;
     }
     s->rec_ctx = rc;
-    for (int k = 0; k < 2; k++)
-        if (s->cfg_extradata[k])
-            recorder_codec_config(s->rec, &s->cfg_cache[k]);
+    if (s->init.data) {
+        struct cmaf_init init = {s->init.data, s->init.len, s->init.tracks, s->init.ntracks, false};
+        recorder_init(s->rec, &init);
+    }
     rec_new_file(s);
 }
 
@@ -570,19 +572,6 @@ static void rec_sync(struct gw_stream *s)
         stream_unref(s);
         free(j);
     }
-}
-
-static void cache_codec_config(struct gw_stream *s, const struct media_codec_config *cfg)
-{
-    int k = cfg->kind == MEDIA_KIND_AUDIO ? 1 : 0;
-    uint8_t *copy = malloc(cfg->extradata_len ? cfg->extradata_len : 1);
-    if (!copy)
-        return;
-    memcpy(copy, cfg->extradata, cfg->extradata_len);
-    free(s->cfg_extradata[k]);
-    s->cfg_extradata[k] = copy;
-    s->cfg_cache[k] = *cfg;
-    s->cfg_cache[k].extradata = copy;
 }
 
 /* Binds the stream to a room (the key is live there). */
@@ -838,12 +827,9 @@ static void on_codec_config(void *ctx, struct rtmp_session *sess, const struct m
     struct gw_stream *s = rtmp_session_userdata(sess);
     if (!s || s->state != GW_PUBLISHING)
         return;
-    cache_codec_config(s, cfg);
     if (cmaf_segmenter_config(s->seg, cfg) != 0)
         log_warn("gateway: codec config not packaged key_id=%lld codec=%s", (long long)s->key_id,
                  cfg->codec_string);
-    if (s->rec && recorder_codec_config(s->rec, cfg) == RECORDER_ROTATED)
-        rec_new_file(s); /* ING-9: a new file for the new codec configuration */
 }
 
 static void heartbeat_if_due(struct gw_stream *s)
@@ -863,8 +849,6 @@ static void on_frame(void *ctx, struct rtmp_session *sess, const struct media_fr
     struct gw_stream *s = rtmp_session_userdata(sess);
     if (!s || s->state != GW_PUBLISHING)
         return;
-    if (s->rec)
-        recorder_frame(s->rec, f);
     if (cmaf_segmenter_frame(s->seg, f) < 0) {
         log_error("gateway: packager failed key_id=%lld, closing publisher", (long long)s->key_id);
         rtmp_session_close(sess, "packager error");
@@ -1054,7 +1038,7 @@ struct gateway *gateway_start(const struct gateway_deps *d, char *err, size_t er
     gw->registry = d->registry;
     gw->finalizer = d->finalizer;
     pthread_mutex_init(&gw->mu, NULL);
-    gw->writer = file_writer_new("rec-writer", 0, 0);
+    gw->writer = file_writer_new("rec-writer", 0, d->cfg->recording_fsync_interval_ms);
     if (!gw->writer) {
         snprintf(err, errlen, "gateway: cannot start the recording writer");
         pthread_mutex_destroy(&gw->mu);

@@ -41,6 +41,7 @@ static const struct opt opts[] = {
     {"part_duration_ms", NULL, INT(part_duration_ms, 0, 5000, "LL-HLS part target (0 = off)")},
     {"live_window_segments", NULL, INT(live_window_segments, 3, 1000, "segments in the live playlist")},
     {"recording_ttl_sec", NULL, INT(recording_ttl_sec, 1, 31536000, "recordings kept after the room ends")},
+    {"recording_fsync_interval_ms", NULL, INT(recording_fsync_interval_ms, 100, 600000, "how often a growing recording is fsynced (power-loss window; kill -9 loses nothing written)")},
     {"sweep_interval_sec", NULL, INT(sweep_interval_sec, 1, 86400, "sweeper period")},
     {"ingest_idle_sec", NULL, INT(ingest_idle_sec, 1, 3600, "no media this long = publisher gone")},
     {"takeover_idle_sec", NULL, INT(takeover_idle_sec, 0, 3600, "idle time before a new publisher may take a key over")},
@@ -75,6 +76,7 @@ void config_defaults(struct config *c)
     snprintf(c->rtmp_app, sizeof c->rtmp_app, "live");
     c->segment_duration_ms = 2000;
     c->part_duration_ms = 500;
+    c->recording_fsync_interval_ms = 10000;
     c->live_window_segments = 10;
     c->recording_ttl_sec = 21600;
     c->sweep_interval_sec = 60;

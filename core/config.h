@@ -25,6 +25,7 @@ struct config {
     char rtmp_app[64];
     int segment_duration_ms;
     int part_duration_ms;
+    int recording_fsync_interval_ms;
     int live_window_segments;
     int recording_ttl_sec;
     int sweep_interval_sec;

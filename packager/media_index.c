@@ -57,8 +57,9 @@ size_t media_buf_len(const struct media_buf *b) { return b->len; }
 /* ---- index state ---------------------------------------------------------- */
 
 struct mi_part {
-    struct media_buf *buf;
+    struct media_buf *buf;   /* NULL once the segment left memory (mi_seg.trimmed) */
     int64_t duration_us;
+    uint64_t len;
     bool independent;
 };
 
@@ -70,6 +71,7 @@ struct mi_seg {
     uint32_t init_id;
     bool discontinuity;
     bool persisted;          /* its file is on disk (the store's writer said so) */
+    bool trimmed;            /* its bytes left memory: served from the file */
     uint64_t bytes;
     uint32_t nparts, cap;
     struct mi_part *parts;   /* NULL: bytes not in memory (restored, or trimmed) */
@@ -403,15 +405,15 @@ static void close_open_locked(struct media_index *idx, int64_t duration_us)
 static int64_t td_locked(struct media_index *idx);
 
 /* mem_segments: drops the bytes of complete segments that are on disk, older
- * than the newest mem_segments, and whose parts are no longer listed (RFC
- * 8216bis §6.2.2 lists parts only within 3 target durations of the live
- * edge; half a target more for safety). get_segment then answers ON_DISK for
- * them; playlists are unchanged. */
+ * than the newest mem_segments and ending more than one target duration
+ * before the live edge. get_segment then answers ON_DISK for them, and
+ * get_part ON_DISK with the part's byte range in the segment's file (a
+ * segment is its parts, concatenated); playlists are unchanged. */
 static void trim_memory_locked(struct media_index *idx)
 {
     if (idx->mem_segments <= 0 || !idx->store)
         return;
-    int64_t keep_us = 7 * td_locked(idx) * 1000000 / 2;
+    int64_t keep_us = td_locked(idx) * 1000000;
     int64_t after = 0;   /* media time from the end of segment k to the live edge */
     for (uint32_t i = 0; i < idx->open.nparts; i++)
         after += idx->open.parts[i].duration_us;
@@ -419,13 +421,14 @@ static void trim_memory_locked(struct media_index *idx)
         struct mi_seg *s = ring_at(idx, k);
         bool old = idx->ring_len - k > idx->mem_segments && after >= keep_us;
         after += s->duration_us;
-        if (!old || !s->parts || !s->persisted)
+        if (!old || !s->parts || s->trimmed || !s->persisted)
             continue;
-        for (uint32_t i = 0; i < s->nparts; i++)
+        /* The part list stays (playlists, byte offsets into the file). */
+        for (uint32_t i = 0; i < s->nparts; i++) {
             media_buf_unref(s->parts[i].buf);
-        free(s->parts);
-        s->parts = NULL;
-        s->nparts = s->cap = 0;
+            s->parts[i].buf = NULL;
+        }
+        s->trimmed = true;
     }
 }
 
@@ -566,7 +569,7 @@ static void sink_on_part(void *ctx, const struct cmaf_part *p)
         o->parts = np;
         o->cap = ncap;
     }
-    o->parts[o->nparts++] = (struct mi_part){buf, p->duration_us, p->independent};
+    o->parts[o->nparts++] = (struct mi_part){buf, p->duration_us, p->len, p->independent};
     if (p->duration_us > idx->max_part_us) {
         idx->max_part_us = p->duration_us;
         if (idx->td_frozen && idx->part_target_us > 0 && p->duration_us > idx->pt_us) {
@@ -1186,7 +1189,7 @@ int media_index_get_segment(struct media_index *idx, uint64_t msn, struct media_
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&idx->mu);
     const struct mi_seg *s = ring_find(idx, msn);
-    if (s && s->parts) {
+    if (s && s->parts && !s->trimmed) {
         rc = body_from_parts(out, s->parts, s->nparts);
     } else if (idx->store && idx->have_disk_first && msn >= idx->disk_first_msn && msn < idx->next_msn) {
         snprintf(path, pathsz, "%s/%s/%" PRIu64 ".m4s", segment_store_root(idx->store), idx->rel_dir, msn);
@@ -1197,7 +1200,7 @@ int media_index_get_segment(struct media_index *idx, uint64_t msn, struct media_
 }
 
 int media_index_get_part(struct media_index *idx, uint64_t msn, uint32_t part, bool park,
-                         struct media_index_body *out)
+                         struct media_index_body *out, char *path, size_t pathsz)
 {
     int rc = MEDIA_INDEX_NOT_FOUND;
     memset(out, 0, sizeof(*out));
@@ -1205,7 +1208,15 @@ int media_index_get_part(struct media_index *idx, uint64_t msn, uint32_t part, b
     const struct mi_seg *o = &idx->open;
     const struct mi_seg *s = ring_find(idx, msn);
     uint64_t next = o->nparts > 0 ? o->msn : idx->next_msn;
-    if (s && s->parts) {
+    if (s && s->parts && part < s->nparts && s->trimmed) {
+        if (path && idx->store) {
+            for (uint32_t i = 0; i < part; i++)
+                out->disk_offset += s->parts[i].len;
+            out->len = s->parts[part].len;
+            snprintf(path, pathsz, "%s/%s/%" PRIu64 ".m4s", segment_store_root(idx->store), idx->rel_dir, msn);
+            rc = MEDIA_INDEX_ON_DISK;
+        }
+    } else if (s && s->parts) {
         if (part < s->nparts)
             rc = body_from_parts(out, &s->parts[part], 1);
     } else if (msn == next) {

@@ -70,10 +70,11 @@ struct media_index_opts {
     int keep_extra_segments;       /* kept after leaving the window; 0 = 4, < 0 = none */
     /* With a store: how many of the newest complete segments keep their bytes
      * in memory (0 = every segment of the window and the extra ones). Older
-     * ones are served from disk (get_segment answers ON_DISK) once their
-     * file is written; a segment whose parts are still listed (within three
-     * target durations of the live edge, plus half) always stays. Ignored
-     * without a store: a memory-only index keeps its whole window. */
+     * ones, once their file is written and they end more than one target
+     * duration before the live edge, are served from disk: get_segment
+     * answers ON_DISK, get_part ON_DISK with the part's byte range in the
+     * segment file. Ignored without a store: a memory-only index keeps its
+     * whole window. */
     int mem_segments;
     bool keep_vod;                 /* keep metadata of every segment since start (vod.m3u8) */
     uint32_t vod_max_segments;     /* ceiling of that list; 0 = 200000 */
@@ -171,16 +172,20 @@ struct media_index_body {
     struct media_buf **bufs;   /* references, in order; release with _body_release */
     size_t nbufs;
     uint64_t len;              /* total bytes */
+    uint64_t disk_offset;      /* get_part ON_DISK: where the part starts in the file */
 };
 void media_index_body_release(struct media_index_body *b);
 
 /* Segment msn: OK (in memory, out filled), ON_DISK (path filled), NOT_FOUND. */
 int media_index_get_segment(struct media_index *idx, uint64_t msn, struct media_index_body *out, char *path,
                             size_t pathsz);
-/* Part: OK, NOT_YET (the next part of a live index, not published yet; with
- * park=true the caller is counted as parked as for block_check), NOT_FOUND. */
+/* Part: OK, ON_DISK (its segment left memory: path filled, the part is
+ * out->len bytes at out->disk_offset of that file; only when path is not
+ * NULL, else NOT_FOUND), NOT_YET (the next part of a live index, not
+ * published yet; with park=true the caller is counted as parked as for
+ * block_check), NOT_FOUND. */
 int media_index_get_part(struct media_index *idx, uint64_t msn, uint32_t part, bool park,
-                         struct media_index_body *out);
+                         struct media_index_body *out, char *path, size_t pathsz);
 /* Init section id (id < 0: the current one): OK, ON_DISK, NOT_FOUND. */
 int media_index_get_init(struct media_index *idx, int64_t id, struct media_index_body *out, char *path,
                          size_t pathsz);

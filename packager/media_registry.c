@@ -159,7 +159,7 @@ static struct media_index *create(struct media_registry *reg, const char *kind, 
     int window = reg->o.live_window_segments;
     int mem = 0, extra = 0;
     if (room) {
-        mem = reg->o.room_mem_segments == 0 ? 3 : reg->o.room_mem_segments > 0 ? reg->o.room_mem_segments : 0;
+        mem = reg->o.room_mem_segments == 0 ? 2 : reg->o.room_mem_segments > 0 ? reg->o.room_mem_segments : 0;
     } else {
         int max = window > 0 ? window : 10;
         window = reg->o.preview_window_segments > 0 ? reg->o.preview_window_segments : 4;

@@ -35,7 +35,7 @@ struct media_registry_opts {
      * or 10]. A segment leaving that window is dropped at once. */
     int preview_window_segments;
     /* "rooms" with a store: newest segments whose bytes stay in memory
-     * (media_index_opts.mem_segments); 0 = 3, < 0 = the whole window. */
+     * (media_index_opts.mem_segments); 0 = 2, < 0 = the whole window. */
     int room_mem_segments;
 };
 

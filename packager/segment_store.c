@@ -41,7 +41,6 @@ struct segment_store {
     bool stopping;
     size_t queued_bytes;
     struct segment_store_stats st;
-    char last_dir[PATH_MAX]; /* writer thread only: last directory created */
 };
 
 int segment_store_path_ok(const char *rel)
@@ -67,11 +66,10 @@ int segment_store_path_ok(const char *rel)
     return 1;
 }
 
-/* mkdir -p for root/rel_dir; remembers the last one to skip repeat work. */
+/* mkdir -p for root/rel_dir (only after an open found it missing). */
 static int ensure_dir(struct segment_store *s, const char *full)
 {
-    if (strcmp(s->last_dir, full) == 0)
-        return 0;
+    (void)s;
     char tmp[PATH_MAX];
     size_t n = strlen(full);
     if (n >= sizeof(tmp))
@@ -87,27 +85,47 @@ static int ensure_dir(struct segment_store *s, const char *full)
     }
     if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
         return -1;
-    snprintf(s->last_dir, sizeof(s->last_dir), "%s", full);
     return 0;
 }
 
+/* All chunks with writev(2) (one call for a whole segment, normally). */
 static int write_all(int fd, const struct segment_store_chunk *c, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *p = c[i].data;
-        size_t left = c[i].len;
-        while (left > 0) {
-            ssize_t w = write(fd, p, left);
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                return -1;
-            }
-            p += w;
-            left -= (size_t)w;
+    struct iovec iov[64];
+    size_t done = 0; /* chunks fully written */
+    size_t skip = 0; /* bytes of chunk `done` already written */
+    while (done < n) {
+        int cnt = 0;
+        for (size_t i = done; i < n && cnt < 64; i++, cnt++) {
+            size_t off = i == done ? skip : 0;
+            iov[cnt].iov_base = (void *)((const uint8_t *)c[i].data + off);
+            iov[cnt].iov_len = c[i].len - off;
         }
+        ssize_t w = writev(fd, iov, cnt);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        size_t left = (size_t)w;
+        while (done < n && left >= c[done].len - skip) {
+            left -= c[done].len - skip;
+            skip = 0;
+            done++;
+        }
+        skip += left;
     }
     return 0;
+}
+
+/* open(2); when the directory is missing (first file of a target, or the
+ * sweeper removed it), mkdir -p and once more. */
+static int open_in(struct segment_store *s, const char *dir, const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT && ensure_dir(s, dir) == 0)
+        fd = open(path, flags | O_CLOEXEC, 0644);
+    return fd;
 }
 
 static int do_write(struct segment_store *s, struct job *j)
@@ -118,10 +136,8 @@ static int do_write(struct segment_store *s, struct job *j)
         snprintf(path, sizeof(path), "%s/%s", dir, j->name) >= (int)sizeof(path) ||
         snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
         goto fail;
-    if (ensure_dir(s, dir) != 0)
-        goto fail;
     if (j->kind == JOB_APPEND) {
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        fd = open_in(s, dir, path, O_WRONLY | O_CREAT | O_APPEND);
         if (fd < 0)
             goto fail;
         struct segment_store_chunk c = {j->text, j->bytes};
@@ -130,7 +146,7 @@ static int do_write(struct segment_store *s, struct job *j)
         close(fd);
         return 0;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = open_in(s, dir, tmp, O_WRONLY | O_CREAT | O_TRUNC);
     if (fd < 0)
         goto fail;
     if (write_all(fd, j->chunks, j->nchunks) != 0)
@@ -149,7 +165,6 @@ fail:
         close(fd);
     if (j->kind == JOB_WRITE)
         unlink(tmp);
-    s->last_dir[0] = '\0'; /* the directory may have been removed (sweeper) */
     return -1;
 }
 
@@ -220,6 +235,7 @@ struct segment_store *segment_store_new(const char *root, size_t max_queued_byte
         free(s);
         return NULL;
     }
+    pthread_setname_np(s->thread, "hls-writer");
     return s;
 }
 

@@ -565,9 +565,36 @@ static void test_range_head_and_416_on_media(void **state)
     assert_memory_equal(r.body, "[0.1]", 5);
     assert_string_equal(hdr(&r, "Content-Range", v, sizeof(v)), "bytes 100-104/400");
     resp_free(&r);
+    /* so is a part of it: its byte range of the segment file, Range relative
+     * to the part */
+    char want[101];
+    assert_true(S.src_msn >= 3);
+    uint64_t old = S.src_msn - 3; /* older than the newest two: on disk */
+    struct hls_delivery_stats hs0;
+    hls_delivery_get_stats(S.hd, &hs0);
+    make_part(want, old, 2);
+    snprintf(path, sizeof(path), "/hls/rooms/r1/%llu.2.m4s", (unsigned long long)old);
+    http("GET", path, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 100);
+    assert_memory_equal(r.body, want, 100);
+    assert_string_equal(hdr(&r, "Cache-Control", v, sizeof(v)), "public, max-age=31536000, immutable");
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/hls/rooms/r1/%llu.3.m4s", (unsigned long long)old);
+    http("GET", path, "Range: bytes=1-3\r\n", &r);
+    assert_int_equal(r.status, 206);
+    make_part(want, old, 3);
+    assert_memory_equal(r.body, want + 1, 3);
+    assert_string_equal(hdr(&r, "Content-Range", v, sizeof(v)), "bytes 1-3/100");
+    resp_free(&r);
+    snprintf(path, sizeof(path), "/hls/rooms/r1/%llu.4.m4s", (unsigned long long)old); /* past its last part */
+    http("GET", path, NULL, &r);
+    assert_int_equal(r.status, 404);
+    resp_free(&r);
     struct hls_delivery_stats hs;
     hls_delivery_get_stats(S.hd, &hs);
     assert_true(hs.served_disk >= 1);
+    assert_int_equal(hs.served_disk, hs0.served_disk + 2); /* both parts came from the file */
 }
 
 static void test_mime_types_and_caching_headers(void **state)

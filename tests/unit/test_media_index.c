@@ -202,12 +202,12 @@ static void test_segment_bytes_are_the_concatenation_of_its_parts(void **state)
     assert_string_equal(got, want);
     media_index_body_release(&b);
 
-    assert_int_equal(media_index_get_part(idx, 0, 1, false, &b), MEDIA_INDEX_OK);
+    assert_int_equal(media_index_get_part(idx, 0, 1, false, &b, NULL, 0), MEDIA_INDEX_OK);
     part_bytes(pb, sizeof(pb), 0, 1);
     assert_int_equal(b.len, strlen(pb));
     assert_memory_equal(media_buf_data(b.bufs[0]), pb, strlen(pb));
     media_index_body_release(&b);
-    assert_int_equal(media_index_get_part(idx, 0, 3, false, &b), MEDIA_INDEX_NOT_FOUND);
+    assert_int_equal(media_index_get_part(idx, 0, 3, false, &b, NULL, 0), MEDIA_INDEX_NOT_FOUND);
 
     assert_int_equal(media_index_get_init(idx, -1, &b, path, sizeof(path)), MEDIA_INDEX_OK);
     assert_memory_equal(media_buf_data(b.bufs[0]), "INIT-A", 6);
@@ -446,10 +446,10 @@ static void test_parked_reader_is_notified_once_until_acknowledged(void **state)
     assert_int_equal(c.n, 2);
     /* parked on a hinted part; ending wakes it */
     struct media_index_body b;
-    assert_int_equal(media_index_get_part(idx, 6, 2, true, &b), MEDIA_INDEX_NOT_YET);
+    assert_int_equal(media_index_get_part(idx, 6, 2, true, &b, NULL, 0), MEDIA_INDEX_NOT_YET);
     media_index_end(idx);
     assert_int_equal(c.n, 3);
-    assert_int_equal(media_index_get_part(idx, 6, 2, false, &b), MEDIA_INDEX_NOT_FOUND);
+    assert_int_equal(media_index_get_part(idx, 6, 2, false, &b, NULL, 0), MEDIA_INDEX_NOT_FOUND);
     media_index_unpark(idx);
     media_index_unref(idx);
 }
@@ -460,11 +460,11 @@ static void test_preload_hinted_part_is_not_yet_then_served(void **state)
     struct feeder f;
     struct media_index *idx = blocking_fixture(&f);
     struct media_index_body b;
-    assert_int_equal(media_index_get_part(idx, 5, 2, false, &b), MEDIA_INDEX_NOT_YET);
-    assert_int_equal(media_index_get_part(idx, 5, 3, false, &b), MEDIA_INDEX_NOT_FOUND);
-    assert_int_equal(media_index_get_part(idx, 6, 0, false, &b), MEDIA_INDEX_NOT_FOUND);
+    assert_int_equal(media_index_get_part(idx, 5, 2, false, &b, NULL, 0), MEDIA_INDEX_NOT_YET);
+    assert_int_equal(media_index_get_part(idx, 5, 3, false, &b, NULL, 0), MEDIA_INDEX_NOT_FOUND);
+    assert_int_equal(media_index_get_part(idx, 6, 0, false, &b, NULL, 0), MEDIA_INDEX_NOT_FOUND);
     feed_part(&f, 5, 2, 500000, false);
-    assert_int_equal(media_index_get_part(idx, 5, 2, false, &b), MEDIA_INDEX_OK);
+    assert_int_equal(media_index_get_part(idx, 5, 2, false, &b, NULL, 0), MEDIA_INDEX_OK);
     media_index_body_release(&b);
     int rc;
     char *s = render(idx, MEDIA_INDEX_MEDIA, false, &rc);
@@ -476,7 +476,7 @@ static void test_preload_hinted_part_is_not_yet_then_served(void **state)
     assert_true(has(s, "\"2.3.m4s\""));
     free(s);
     media_index_set_inactive(idx);
-    assert_int_equal(media_index_get_part(idx, 6, 0, false, &b), MEDIA_INDEX_NOT_FOUND);
+    assert_int_equal(media_index_get_part(idx, 6, 0, false, &b, NULL, 0), MEDIA_INDEX_NOT_FOUND);
     media_index_unref(idx);
 }
 
@@ -681,10 +681,11 @@ static struct media_index *new_mem_index(const char *id, int mem_segments, struc
     return idx;
 }
 
-/* mem_segments: window segments older than the newest ones, and past the
- * range where parts are listed, leave memory once on disk and are served
- * from there; the playlists do not change. Without a file on disk (the
- * store refused it) a segment stays in memory. */
+/* mem_segments: window segments older than the newest ones, and ending more
+ * than a target duration before the live edge, leave memory once on disk
+ * and are served from there — segments as files, their parts as byte
+ * ranges of those files; the playlists do not change. Without a file on
+ * disk (the store refused it) a segment stays in memory. */
 static void test_mem_segments_serve_older_window_segments_from_disk(void **state)
 {
     (void)state;
@@ -717,13 +718,13 @@ static void test_mem_segments_serve_older_window_segments_from_disk(void **state
     free(a);
     free(b);
 
-    /* 2.5 s of media after segment 6: within 4 target durations, in memory;
-     * segment 3 ends 8.5 s before the live edge: on disk */
+    /* segments 6 and 7 are the newest two: in memory; segment 5 ends 4.5 s
+     * before the live edge: on disk */
     struct media_index_body body;
     char path[512], want[512];
     for (uint64_t m = 0; m < 8; m++) {
         int g = media_index_get_segment(trim, m, &body, path, sizeof(path));
-        if (m >= 4) {
+        if (m >= 6) {
             assert_int_equal(g, MEDIA_INDEX_OK);
             assert_int_equal(body.nbufs, 4);
             media_index_body_release(&body);
@@ -743,8 +744,25 @@ static void test_mem_segments_serve_older_window_segments_from_disk(void **state
         }
         assert_string_equal(got, exp);
     }
-    assert_int_equal(media_index_get_part(trim, 3, 0, false, &body), MEDIA_INDEX_NOT_FOUND);
-    assert_int_equal(media_index_get_part(trim, 5, 0, false, &body), MEDIA_INDEX_OK);
+    /* A part of a segment on disk: its byte range in the segment's file
+     * (only for a caller that takes a path). */
+    assert_int_equal(media_index_get_part(trim, 3, 0, false, &body, NULL, 0), MEDIA_INDEX_NOT_FOUND);
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(media_index_get_part(trim, 5, i, false, &body, path, sizeof(path)), MEDIA_INDEX_ON_DISK);
+        snprintf(want, sizeof(want), "%s/hls/rooms/trim/seg/5.m4s", dir);
+        assert_string_equal(path, want);
+        char pb[64], got[64] = {0};
+        part_bytes(pb, sizeof(pb), 5, i);
+        assert_int_equal(body.len, strlen(pb));
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        assert_int_equal(fseek(fp, (long)body.disk_offset, SEEK_SET), 0);
+        assert_int_equal(fread(got, 1, body.len, fp), body.len);
+        fclose(fp);
+        assert_string_equal(got, pb);
+    }
+    assert_int_equal(media_index_get_part(trim, 5, 4, false, &body, path, sizeof(path)), MEDIA_INDEX_NOT_FOUND);
+    assert_int_equal(media_index_get_part(trim, 6, 0, false, &body, path, sizeof(path)), MEDIA_INDEX_OK);
     media_index_body_release(&body);
     for (uint64_t m = 0; m < 8; m++) {
         assert_int_equal(media_index_get_segment(full, m, &body, path, sizeof(path)), MEDIA_INDEX_OK);
@@ -906,8 +924,8 @@ static void test_registry_gives_previews_a_short_window_and_rooms_a_memory_cap(v
     assert_int_equal(media_index_get_segment(k, 6, &b, path, sizeof(path)), MEDIA_INDEX_OK);
     media_index_body_release(&b);
     assert_int_equal(media_index_get_segment(r, 0, &b, path, sizeof(path)), MEDIA_INDEX_ON_DISK);
-    assert_int_equal(media_index_get_segment(r, 5, &b, path, sizeof(path)), MEDIA_INDEX_ON_DISK);
-    assert_int_equal(media_index_get_segment(r, 6, &b, path, sizeof(path)), MEDIA_INDEX_OK);
+    assert_int_equal(media_index_get_segment(r, 7, &b, path, sizeof(path)), MEDIA_INDEX_ON_DISK);
+    assert_int_equal(media_index_get_segment(r, 8, &b, path, sizeof(path)), MEDIA_INDEX_OK); /* the newest two */
     media_index_body_release(&b);
     media_index_unref(k);
     media_index_unref(r);
@@ -995,6 +1013,47 @@ static void test_store_refuses_unsafe_paths_and_over_ceiling_writes(void **state
     free(dir);
 }
 
+/* A segment of many parts is written whole (writev in batches), into a
+ * directory made on first use and made again after the sweeper removed it. */
+static void test_store_writes_many_chunks_and_remakes_a_removed_directory(void **state)
+{
+    (void)state;
+    char *dir = tmpdir_new();
+    struct segment_store *store = segment_store_new(dir, 0);
+    assert_non_null(store);
+    static uint8_t data[150][97];
+    struct segment_store_chunk chunks[150];
+    size_t total = 0;
+    for (size_t i = 0; i < 150; i++) {
+        size_t len = 1 + (i * 7) % 97;
+        memset(data[i], (int)('A' + i % 26), len);
+        chunks[i] = (struct segment_store_chunk){data[i], len};
+        total += len;
+    }
+    char path[512], sub[256];
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(segment_store_write(store, "hls/rooms/x/seg", "1.m4s", chunks, 150, NULL, NULL), 0);
+        assert_int_equal(segment_store_append(store, "hls/rooms/x/seg", "index.log", "seg 1\n", 6), 0);
+        segment_store_flush(store);
+        snprintf(path, sizeof(path), "%s/hls/rooms/x/seg/1.m4s", dir);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        uint8_t got[150 * 97];
+        assert_int_equal(fread(got, 1, sizeof(got), f), total);
+        fclose(f);
+        size_t at = 0;
+        for (size_t i = 0; i < 150; i++) {
+            assert_memory_equal(got + at, data[i], chunks[i].len);
+            at += chunks[i].len;
+        }
+        snprintf(sub, sizeof(sub), "%s/hls/rooms/x", dir);
+        rm_rf(sub); /* the sweeper removes a room's segments */
+    }
+    segment_store_free(store);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1019,6 +1078,7 @@ int main(void)
         cmocka_unit_test(test_registry_gives_previews_a_short_window_and_rooms_a_memory_cap),
         cmocka_unit_test(test_registry_gets_creates_and_tombstones),
         cmocka_unit_test(test_store_refuses_unsafe_paths_and_over_ceiling_writes),
+        cmocka_unit_test(test_store_writes_many_chunks_and_remakes_a_removed_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,10 +2,12 @@
  * media (SPEC REC-1, REC-3).
  *
  * Media: ffmpeg (lavfi test source + sine, libx264 + aac) writes FLV clips
- * once into a cache directory; a tiny FLV tag reader below turns them into
- * the codec configs and frames ingest would hand over (core/media.h). The
- * recorder runs on a real loop thread with a real writer thread; the result
- * is judged by ffprobe/ffmpeg and by walking the MP4 boxes ourselves. */
+ * once into a cache directory; a tiny FLV tag walker with ingest's own tag
+ * parsers turns them into the codec configs and frames ingest hands over
+ * (core/media.h), and the CMAF segmenter into the init + parts the gateway
+ * gives the recorder. Both run on a real loop thread with a real writer
+ * thread; the result is judged by ffprobe/ffmpeg and by walking the MP4
+ * boxes ourselves. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -35,6 +37,8 @@
 #include "core/loop.h"
 #include "core/media.h"
 #include "api/recordings.h"
+#include "ingest/flv.h"
+#include "packager/cmaf_segmenter.h"
 #include "packager/recorder.h"
 #include "storage/file_store.h"
 #include "storage/finalizer.h"
@@ -182,43 +186,18 @@ static void clip_load(const char *path, struct clip *c)
         }
         struct media_event *e = &c->ev[c->n];
         memset(e, 0, sizeof *e);
-        if (type == 9 && dlen > 5 && (d[0] & 0x0f) == 7) { /* AVC */
-            int32_t cts = (int32_t)(rd_be24(d + 2) << 8) >> 8;
-            if (d[1] == 0) {
-                e->is_config = true;
-                e->cfg.kind = MEDIA_KIND_VIDEO;
-                e->cfg.codec = MEDIA_CODEC_H264;
-                e->cfg.extradata = d + 5;
-                e->cfg.extradata_len = dlen - 5;
-                snprintf(e->cfg.codec_string, sizeof e->cfg.codec_string, "avc1.%02x%02x%02x",
-                         d[6], d[7], d[8]);
-            } else if (d[1] == 1) {
-                e->frame.kind = MEDIA_KIND_VIDEO;
-                e->frame.dts_ms = ts;
-                e->frame.cts_ms = cts;
-                e->frame.keyframe = (d[0] >> 4) == 1;
-                e->frame.data = d + 5;
-                e->frame.len = dlen - 5;
-                c->video_frames++;
-            } else
-                continue;
-        } else if (type == 8 && dlen > 2 && (d[0] >> 4) == 10) { /* AAC */
-            if (d[1] == 0) {
-                e->is_config = true;
-                e->cfg.kind = MEDIA_KIND_AUDIO;
-                e->cfg.codec = MEDIA_CODEC_AAC;
-                e->cfg.extradata = d + 2;
-                e->cfg.extradata_len = dlen - 2;
-                snprintf(e->cfg.codec_string, sizeof e->cfg.codec_string, "mp4a.40.2");
-            } else {
-                e->frame.kind = MEDIA_KIND_AUDIO;
-                e->frame.dts_ms = ts;
-                e->frame.keyframe = true;
-                e->frame.data = d + 2;
-                e->frame.len = dlen - 2;
-                c->audio_frames++;
-            }
-        } else
+        /* What ingest hands over: its own FLV tag parsers (ingest/flv.h). */
+        const char *why = NULL;
+        int got = type == 9   ? flv_parse_video(d, dlen, ts, &e->cfg, &e->frame, &why)
+                  : type == 8 ? flv_parse_audio(d, dlen, ts, &e->cfg, &e->frame, &why)
+                              : FLV_IGNORED;
+        if (got == FLV_CONFIG)
+            e->is_config = true;
+        else if (got == FLV_FRAME && e->frame.kind == MEDIA_KIND_VIDEO)
+            c->video_frames++;
+        else if (got == FLV_FRAME)
+            c->audio_frames++;
+        else
             continue;
         if (!e->is_config && ts > c->last_dts)
             c->last_dts = ts;
@@ -261,6 +240,11 @@ static void clip_load_mp4(const char *path, struct clip *c)
         e->cfg.extradata = own(c, par->extradata, (size_t)par->extradata_size);
         e->cfg.extradata_len = (size_t)par->extradata_size;
         fmtbuf(e->cfg.codec_string, sizeof e->cfg.codec_string, "%s", avcodec_get_name(par->codec_id));
+        /* as ingest does: size and codec string from the configuration record */
+        if (e->cfg.codec == MEDIA_CODEC_HEVC)
+            assert_int_equal(flv_parse_hvcc(e->cfg.extradata, e->cfg.extradata_len, &e->cfg), 0);
+        else if (e->cfg.codec == MEDIA_CODEC_AV1)
+            assert_int_equal(flv_parse_av1c(e->cfg.extradata, e->cfg.extradata_len, &e->cfg), 0);
     }
     AVPacket *pkt = av_packet_alloc();
     while (av_read_frame(ic, pkt) >= 0) {
@@ -353,6 +337,7 @@ static long long file_size(const char *path)
 struct run {
     struct loop *loop;
     const struct clip *clip;
+    struct cmaf_segmenter *seg;      /* frames -> init + parts, as in the gateway */
     struct recorder *rec;
     struct file_writer *writer;      /* NULL = private */
     char path[PATH_MAX];
@@ -415,16 +400,35 @@ static const struct media_event *event_at(struct run *r, size_t i)
     return NULL;
 }
 
+/* The segmenter's sink, wired to the recorder as broadcast/gateway.c does. */
+static void sink_init(void *ctx, const struct cmaf_init *init)
+{
+    struct run *r = ctx;
+    if (recorder_init(r->rec, init) == RECORDER_ROTATED) {
+        r->rotations++;
+        assert_int_equal(recorder_set_path(r->rec, r->path2), 0);
+    }
+}
+
+static void sink_part(void *ctx, const struct cmaf_part *part)
+{
+    struct run *r = ctx;
+    if (recorder_part(r->rec, part) != 0)
+        r->frame_failures++;
+}
+
+static void sink_segment(void *ctx, const struct cmaf_segment *seg)
+{
+    (void)ctx;
+    (void)seg;
+}
+
 static void feed_one(struct run *r, const struct media_event *e)
 {
     if (e->is_config) {
         if (r->only_audio && e->cfg.kind == MEDIA_KIND_VIDEO)
             return;
-        int rc = recorder_codec_config(r->rec, &e->cfg);
-        if (rc == RECORDER_ROTATED) {
-            r->rotations++;
-            assert_int_equal(recorder_set_path(r->rec, r->path2), 0);
-        }
+        assert_int_equal(cmaf_segmenter_config(r->seg, &e->cfg), 0);
         return;
     }
     if (r->only_audio && e->frame.kind == MEDIA_KIND_VIDEO)
@@ -432,12 +436,14 @@ static void feed_one(struct run *r, const struct media_event *e)
     struct media_frame f = e->frame;
     if (r->clip2 && e >= r->clip2->ev && e < r->clip2->ev + r->clip2->n)
         f.dts_ms += r->clip->last_dts + 40; /* the second clip continues in time */
-    if (recorder_frame(r->rec, &f) != 0)
-        r->frame_failures++;
+    assert_int_equal(cmaf_segmenter_frame(r->seg, &f), 0);
 }
 
 static void finish(struct run *r)
 {
+    cmaf_segmenter_flush(r->seg);
+    cmaf_segmenter_free(r->seg);
+    r->seg = NULL;
     recorder_close(r->rec, &r->final_stats);
     recorder_free(r->rec); /* a private writer is joined here: the close is posted */
     r->rec = NULL;
@@ -467,6 +473,12 @@ static void feed_step(evutil_socket_t fd, short what, void *arg)
         };
         r->rec = recorder_new(&cfg);
         assert_non_null(r->rec);
+        struct cmaf_segmenter_config sc;
+        cmaf_segmenter_config_defaults(&sc);
+        struct cmaf_sink sink = {r, sink_init, sink_part, sink_segment};
+        char err[256];
+        r->seg = cmaf_segmenter_new(&sc, &sink, err, sizeof err);
+        assert_non_null(r->seg);
         r->t0_ms = loop_now_ms();
     }
     size_t end = r->stop_after ? r->stop_after : SIZE_MAX;
@@ -583,10 +595,10 @@ static void test_recorder_writes_playable_file_with_clip_duration(void **state)
         if (r.writer)
             file_writer_free(r.writer);
 
-        print_message("case %s: bytes=%llu frames=%llu dropped=%llu fragments=%llu dur=%lld\n", tc->name,
+        print_message("case %s: bytes=%llu parts=%llu dropped=%llu flushes=%llu dur=%lld\n", tc->name,
                       (unsigned long long)r.closed_stats[0].bytes,
-                      (unsigned long long)r.final_stats.frames, (unsigned long long)r.final_stats.dropped,
-                      (unsigned long long)r.final_stats.fragments, (long long)r.final_stats.duration_ms);
+                      (unsigned long long)r.final_stats.parts, (unsigned long long)r.final_stats.dropped,
+                      (unsigned long long)r.final_stats.flushes, (long long)r.final_stats.duration_ms);
         assert_int_equal(r.error_calls, 0);
         assert_int_equal(r.frame_failures, 0);
         assert_int_equal(r.closed_calls, 1);
@@ -679,6 +691,10 @@ static void test_recorder_codec_change_closes_file_and_starts_next(void **state)
     double d1 = probe_duration(r.path), d2 = probe_duration(r.path2);
     assert_true(d1 > 9.8 && d1 < 10.2);
     assert_true(d2 > 3.8 && d2 < 4.2);
+    /* The second file joined the stream 10 s in, yet starts at 0 (tfdt
+     * rebased), already before the finalizer. */
+    double start2 = sh_double("ffprobe -v error -show_entries format=start_time -of csv=p=0 '%s'", r.path2);
+    assert_true(start2 >= 0 && start2 < 0.1);
     double w = sh_double("ffprobe -v error -select_streams v:0 -show_entries stream=width "
                          "-of csv=p=0 '%s'", r.path2);
     assert_true(w == 640);
