@@ -775,10 +775,8 @@ static int key_force_tx(struct sm *s, void *arg)
     struct key_row k;
     struct room_row room;
     int f = lock_key_and_room(s, a->id, &k, &room);
-    if (f == SM_RETRY)
-        return SM_RETRY;
     if (f < 0)
-        return db_fail(s);
+        return f == SM_RETRY ? SM_RETRY : db_fail(s);
     if (f == 0 || k.app_id != a->app_id || strcmp(k.state, "ACTIVE") != 0)
         return BC_KEY_NOT_FOUND;
     return force_terminate_locked(s, &k, &room, "force-terminated");
@@ -814,10 +812,8 @@ static int members_delete_tx(struct sm *s, void *arg)
             struct key_row k;
             struct room_row room;
             int f = lock_key_and_room(s, key_id, &k, &room);
-            if (f == SM_RETRY)
-                return SM_RETRY;
             if (f < 0)
-                return db_fail(s);
+                return f == SM_RETRY ? SM_RETRY : db_fail(s);
             /* A key in use is force-terminated first: the publisher is
              * disconnected and a live room ends (SPEC API-2 + §2.1 "any"). */
             if (f == 1 && (strcmp(k.kstate, "INACTIVE") != 0 || k.room_id || k.session_id)) {
@@ -952,10 +948,8 @@ static int publish_tx(struct sm *s, void *arg)
     struct key_row k;
     struct room_row room;
     int f = lock_key_and_room(s, key_id, &k, &room);
-    if (f == SM_RETRY)
-        return SM_RETRY;
     if (f < 0)
-        return db_fail(s);
+        return f == SM_RETRY ? SM_RETRY : db_fail(s);
     /* ING-4: the whole key, compared in constant time, under the lock (a
      * reissue may have raced the lookup). */
     bool match = f == 1 && strcmp(k.state, "ACTIVE") == 0 && secure_str_equal(k.key, a->stream_key);
@@ -1155,10 +1149,8 @@ static int closed_tx(struct sm *s, void *arg)
     struct key_row k;
     struct room_row room;
     int f = lock_key_and_room(s, a->key_id, &k, &room);
-    if (f == SM_RETRY)
-        return SM_RETRY;
     if (f < 0)
-        return db_fail(s);
+        return f == SM_RETRY ? SM_RETRY : db_fail(s);
     snprintf(s->actor_buf, sizeof s->actor_buf, "ingest:%s", f == 1 && k.node[0] ? k.node : "-");
     s->actor = s->actor_buf;
     if (f == 0 || k.session_id != a->session_id || !key_is_held(k.kstate)) {
@@ -1290,10 +1282,8 @@ static int recover_tx(struct sm *s, void *arg)
     struct room_row room;
     a->changed = false;
     int f = lock_key_and_room(s, a->key_id, &k, &room);
-    if (f == SM_RETRY)
-        return SM_RETRY;
     if (f < 0)
-        return db_fail(s);
+        return f == SM_RETRY ? SM_RETRY : db_fail(s);
     if (f == 0 || strcmp(k.node, a->node) != 0)
         return 0;
     if (!key_is_held(k.kstate)) {
