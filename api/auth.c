@@ -99,6 +99,26 @@ int api_job_fail(struct api_job *j, int status, const char *code, const char *fm
     return -1;
 }
 
+void api_job_db_error(struct api_job *j)
+{
+    api_job_fail(j, 500, "INTERNAL_ERROR", "database error");
+}
+
+void api_job_not_found(struct api_job *j, const char *code, const char *what)
+{
+    api_job_fail(j, 404, code, "%s does not exist", what);
+}
+
+void *api_job_input(struct api_job *j, size_t size)
+{
+    void *in = calloc(1, size);
+    j->in = in;
+    j->in_free = free;
+    if (!in)
+        api_job_fail(j, 503, "UNAVAILABLE", "out of memory");
+    return in;
+}
+
 static void job_free(struct api_job *j)
 {
     if (j->in_free && j->in)
@@ -186,45 +206,78 @@ int api_job_path(struct api_job *j, const struct route_params *p, const char *na
                  const char *not_found_code, const char *what)
 {
     const char *v = route_param(p, name);
-    if (!v || !ju_utf8_valid(v, strlen(v)))
-        return api_job_fail(j, 404, not_found_code, "%s does not exist", what);
-    snprintf(j->param, sizeof j->param, "%s", v);
-    if (want_id && !ju_parse_id(v, &j->id))
-        return api_job_fail(j, 404, not_found_code, "%s does not exist", what);
-    return 0;
+    if (v && ju_utf8_valid(v, strlen(v))) {
+        snprintf(j->param, sizeof j->param, "%s", v);
+        if (!want_id || ju_parse_id(v, &j->id))
+            return 0;
+    }
+    api_job_not_found(j, not_found_code, what);
+    return -1;
+}
+
+/* Row 0 of an apps query (id, state, name, ...) into *out. */
+static void app_from_row(const PGresult *r, struct auth_app *out)
+{
+    out->id = db_get_i64(r, 0, 0);
+    snprintf(out->state, sizeof out->state, "%s", PQgetvalue(r, 0, 1));
+    snprintf(out->name, sizeof out->name, "%s", PQgetvalue(r, 0, 2));
+}
+
+int auth_app_by_key(PGconn *c, const char *label, const char *key, const char *secret_sha,
+                    struct auth_app *out)
+{
+    const char *p[1] = {key};
+    PGresult *r = db_exec(c, label, "SELECT id, state, name, api_secret_sha256 FROM apps"
+                                    " WHERE api_key = $1 AND state = 'ACTIVE'", 1, p, NULL);
+    if (!r)
+        return -1;
+    bool ok = false;
+    if (PQntuples(r) == 1) {
+        const char *stored = db_get_str(r, 0, 3);
+        ok = stored && secure_str_equal(secret_sha, stored);
+    } else {
+        /* Same work on the miss path: an unknown key costs as much as a bad secret. */
+        (void)secure_str_equal(secret_sha,
+                               "0000000000000000000000000000000000000000000000000000000000000000");
+    }
+    if (ok)
+        app_from_row(r, out);
+    PQclear(r);
+    return ok ? 1 : 0;
+}
+
+/* The ACTIVE app of a VF-ORG-ID (SPEC API-6). 1, 0 unknown, -1 db error. */
+static int app_by_org(PGconn *c, const char *org, struct auth_app *out)
+{
+    const char *p[1] = {org};
+    PGresult *r = db_exec(c, "auth org", "SELECT id, state, name FROM apps WHERE org_id = $1"
+                                         " AND state = 'ACTIVE'", 1, p, NULL);
+    if (!r)
+        return -1;
+    bool ok = PQntuples(r) == 1;
+    if (ok)
+        app_from_row(r, out);
+    PQclear(r);
+    return ok ? 1 : 0;
 }
 
 /* db thread: who is calling? */
 static void authenticate(PGconn *c, struct api_job *j)
 {
-    PGresult *r;
-    if (j->org_auth) {
-        const char *p[1] = {j->org};
-        r = db_exec(c, "auth org", "SELECT id, state, name FROM apps WHERE org_id = $1"
-                                   " AND state = 'ACTIVE'", 1, p, NULL);
-    } else if (j->key[0]) {
-        const char *p[1] = {j->key};
-        r = db_exec(c, "auth", "SELECT id, state, name, api_secret_sha256 FROM apps"
-                               " WHERE api_key = $1 AND state = 'ACTIVE'", 1, p, NULL);
-    } else {
+    int found;
+    if (j->org_auth)
+        found = app_by_org(c, j->org, &j->app);
+    else if (j->key[0])
+        found = auth_app_by_key(c, "auth", j->key, j->secret_sha, &j->app);
+    else
         return;
-    }
-    if (!r) {
-        api_job_fail(j, 500, "INTERNAL_ERROR", "database error");
-        return;
-    }
-    bool ok = PQntuples(r) == 1;
-    if (ok && !j->org_auth)
-        ok = secure_str_equal(PQgetvalue(r, 0, 3), j->secret_sha);
-    if (ok) {
-        j->app.id = db_get_i64(r, 0, 0);
-        snprintf(j->app.state, sizeof j->app.state, "%s", PQgetvalue(r, 0, 1));
-        snprintf(j->app.name, sizeof j->app.name, "%s", PQgetvalue(r, 0, 2));
+    if (found < 0)
+        return api_job_db_error(j);
+    if (found) {
         j->authed = true;
         j->cache_insert = true;
         snprintf(j->actor, sizeof j->actor, "api:app:%" PRId64, j->app.id);
     }
-    PQclear(r);
 }
 
 static void job_work(PGconn *c, void *arg)
@@ -324,7 +377,7 @@ int api_job_page_list(PGconn *c, struct api_job *j, const char *what, const char
     snprintf(label, sizeof label, "%s count", what);
     PGresult *r = q.overflow ? NULL : db_exec(c, label, q.sql, q.n, q.params, NULL);
     if (!r)
-        return api_job_fail(j, 500, "INTERNAL_ERROR", "database error");
+        goto fail;
     int64_t total = db_get_i64(r, 0, 0);
     PQclear(r);
 
@@ -338,11 +391,40 @@ int api_job_page_list(PGconn *c, struct api_job *j, const char *what, const char
     snprintf(label, sizeof label, "%s list", what);
     r = q.overflow ? NULL : db_exec(c, label, q.sql, q.n, q.params, NULL);
     if (!r)
-        return api_job_fail(j, 500, "INTERNAL_ERROR", "database error");
+        goto fail;
     json_t *content = json_array();
     for (int i = 0; i < PQntuples(r); i++)
         json_array_append_new(content, render(j, r, i));
     PQclear(r);
     j->reply = ju_page_json(content, total, page);
     return 0;
+fail:
+    api_job_db_error(j);
+    return -1;
+}
+
+int api_job_page_query(struct api_job *j, bool allow_app_user_id, struct ju_page *out)
+{
+    const char *page, *size, *sort;
+    if (api_job_query(j, "page", &page) != 0 || api_job_query(j, "pageSize", &size) != 0 ||
+        api_job_query(j, "sortBy", &sort) != 0)
+        return -1;
+    return ju_parse_page(page, size, sort, allow_app_user_id, out, &j->err);
+}
+
+void api_job_reply_one(PGconn *c, struct api_job *j, const char *label, const char *sql,
+                       const char *not_found_code, const char *what, api_page_render_fn render)
+{
+    char app[24], id[24];
+    snprintf(app, sizeof app, "%" PRId64, j->app.id);
+    snprintf(id, sizeof id, "%" PRId64, j->id);
+    const char *p[2] = {app, id};
+    PGresult *r = db_exec(c, label, sql, 2, p, NULL);
+    if (!r)
+        return api_job_db_error(j);
+    if (PQntuples(r) != 1)
+        api_job_not_found(j, not_found_code, what);
+    else
+        j->reply = render(j, r, 0);
+    PQclear(r);
 }

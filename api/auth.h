@@ -97,6 +97,14 @@ void api_job_submit(struct api_job *j);
 int api_job_fail(struct api_job *j, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* 500 INTERNAL_ERROR "database error", unless an error is already stored. */
+void api_job_db_error(struct api_job *j);
+/* 404 `code` "<what> does not exist", unless an error is already stored. */
+void api_job_not_found(struct api_job *j, const char *code, const char *what);
+/* Allocates the handler's input (size bytes, zeroed) as j->in, freed with the
+ * job. NULL when out of memory (503 UNAVAILABLE stored). */
+void *api_job_input(struct api_job *j, size_t size);
+
 /* Query parameter `name` (NULL when absent); a value that is not UTF-8 or
  * longer than 500 bytes stores 400 INVALID_PARAMETER and returns -1. */
 int api_job_query(struct api_job *j, const char *name, const char **out);
@@ -119,6 +127,24 @@ int api_job_page_list(PGconn *c, struct api_job *j, const char *what, const char
                       const char *select_sql, api_page_filter_fn filters, const void *in,
                       const char *sort_alias, const struct ju_page *page,
                       api_page_render_fn render);
+
+/* Reads the paging query (page, pageSize, sortBy) into *out (ju_parse_page
+ * with allow_app_user_id). 0, or -1 with the 400 stored. */
+int api_job_page_query(struct api_job *j, bool allow_app_user_id, struct ju_page *out);
+
+/* On the db thread: runs `sql` with $1 = the caller's app id, $2 = j->id and
+ * sets j->reply to row 0 rendered. No row → 404 not_found_code "<what> does
+ * not exist"; a failed query → 500 (api_job_db_error). `label` names the
+ * query in the log. */
+void api_job_reply_one(PGconn *c, struct api_job *j, const char *label, const char *sql,
+                       const char *not_found_code, const char *what, api_page_render_fn render);
+
+/* db thread: the ACTIVE app with api key `key` whose api_secret_sha256 is
+ * secret_sha (hex), compared in constant time (an unknown key costs the same
+ * comparison). `label` names the query in the log. 1 (*out filled), 0 unknown
+ * key or wrong secret, -1 database error. */
+int auth_app_by_key(PGconn *c, const char *label, const char *key, const char *secret_sha,
+                    struct auth_app *out);
 
 /* Drops every cached credential (tests). */
 void auth_cache_clear(void);

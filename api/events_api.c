@@ -520,15 +520,17 @@ static bool parse_list(struct vjob *j, struct list_args *a)
     return vpage_parse(j, list_sorts, &a->page) == 0;
 }
 
-static void handle_admin_events(void *request, const struct route_params *params)
+/* The job both list endpoints start with: room id from the path, the list
+ * arguments parsed into j->user. NULL after replying (no memory, no such
+ * room id, a bad parameter). */
+static struct vjob *list_job_new(void *request, const struct route_params *params,
+                                 enum vjob_auth auth)
 {
-    struct api_request *r = request;
-    struct vjob *j = vjob_new(r);
+    struct vjob *j = vjob_new(request);
     if (!j)
-        return;
+        return NULL;
     struct list_args *a = calloc(1, sizeof *a);
-    j->auth = VJOB_AUTH_APP;
-    j->bearer_min_role = VIEWER_ROLE_MODERATOR;
+    j->auth = auth;
     j->room_id = vparse_id(route_param(params, "id"));
     j->user = a;
     j->done = subscribe_done;
@@ -539,8 +541,17 @@ static void handle_admin_events(void *request, const struct route_params *params
             vjob_fail(j, 404, "VIDEO_ROOM_NOT_FOUND", "video room not found");
         free(a);
         vjob_reply(j);
-        return;
+        return NULL;
     }
+    return j;
+}
+
+static void handle_admin_events(void *request, const struct route_params *params)
+{
+    struct vjob *j = list_job_new(request, params, VJOB_AUTH_APP);
+    if (!j)
+        return;
+    j->bearer_min_role = VIEWER_ROLE_MODERATOR;
     j->work = list_or_subscribe_work;
     vjob_submit(j);
 }
@@ -548,23 +559,10 @@ static void handle_admin_events(void *request, const struct route_params *params
 static void handle_viewer_events(void *request, const struct route_params *params)
 {
     struct api_request *r = request;
-    struct vjob *j = vjob_new(r);
+    struct vjob *j = list_job_new(request, params, VJOB_AUTH_NONE);
     if (!j)
         return;
-    struct list_args *a = calloc(1, sizeof *a);
-    j->auth = VJOB_AUTH_NONE;
-    j->room_id = vparse_id(route_param(params, "id"));
-    j->user = a;
-    j->done = subscribe_done;
-    if (!a || !j->room_id || !parse_list(j, a)) {
-        if (!a)
-            vjob_fail(j, 503, "UNAVAILABLE", "out of memory");
-        else if (!j->room_id)
-            vjob_fail(j, 404, "VIDEO_ROOM_NOT_FOUND", "video room not found");
-        free(a);
-        vjob_reply(j);
-        return;
-    }
+    struct list_args *a = j->user;
     a->is_public = true;
     const char *qt = api_query(r, "token");
     const char *token = qt && *qt ? qt : api_bearer_token(r);
@@ -666,6 +664,13 @@ static void free_user(struct vjob *j)
     j->user = NULL;
 }
 
+/* A PATCH refused before the database: drop its input, reply with the error. */
+static void app_patch_refuse(struct vjob *j)
+{
+    free_user(j);
+    vjob_reply(j);
+}
+
 static void handle_app_get(void *request, const struct route_params *params)
 {
     (void)params;
@@ -705,31 +710,27 @@ static void handle_app_patch(void *request, const struct route_params *params)
             struct webhook_url u;
             if (!json_is_string(url) || json_string_length(url) > 2000 ||
                 webhooks_parse_url(json_string_value(url), &u) != 0) {
-                free_user(j);
                 vjob_fail_field(j, 400, "INVALID_PARAMETER", "webhookUrl",
                           "webhookUrl must be null or http://host[:port]/path (https receivers need a"
                           " forwarding proxy)");
-                vjob_reply(j);
+                app_patch_refuse(j);
                 return;
             }
             a->url = json_string_value(url);
         }
     }
     if (vjson_opt_string(j, "webhookSecret", 256, &a->secret) != 0) {
-        free_user(j);
-        vjob_reply(j);
+        app_patch_refuse(j);
         return;
     }
     if (a->secret && strlen(a->secret) < 16) {
-        free_user(j);
         vjob_fail_field(j, 400, "INVALID_PARAMETER", "webhookSecret", "webhookSecret must be at least 16 characters");
-        vjob_reply(j);
+        app_patch_refuse(j);
         return;
     }
     if (secure_random_alnum(a->generated, 40) != 0) {
-        free_user(j);
         vjob_fail(j, 500, "INTERNAL_ERROR", "no randomness");
-        vjob_reply(j);
+        app_patch_refuse(j);
         return;
     }
     j->work = app_patch_work;

@@ -98,33 +98,17 @@ static json_t *render_key(const struct api_job *j, const PGresult *r, int row)
     return o;
 }
 
-static void db_error(struct api_job *j)
-{
-    api_job_fail(j, 500, "INTERNAL_ERROR", "database error");
-}
-
 static void key_not_found(struct api_job *j)
 {
-    api_job_fail(j, 404, "STREAM_KEY_NOT_FOUND", "StreamKey does not exist");
+    api_job_not_found(j, "STREAM_KEY_NOT_FOUND", "StreamKey");
 }
 
 /* The key with id j->id of the caller's app (ACTIVE) into j->reply. */
 static void reply_key_by_id(PGconn *c, struct api_job *j)
 {
-    char app[24], id[24];
-    snprintf(app, sizeof app, "%" PRId64, j->app.id);
-    snprintf(id, sizeof id, "%" PRId64, j->id);
-    const char *p[2] = {app, id};
-    PGresult *r = db_exec(c, "key get",
-                          KEY_SELECT " WHERE k.app_id = $1 AND k.id = $2 AND k.state = 'ACTIVE'",
-                          2, p, NULL);
-    if (!r)
-        return db_error(j);
-    if (PQntuples(r) != 1)
-        key_not_found(j);
-    else
-        j->reply = render_key(j, r, 0);
-    PQclear(r);
+    api_job_reply_one(c, j, "key get",
+                      KEY_SELECT " WHERE k.app_id = $1 AND k.id = $2 AND k.state = 'ACTIVE'",
+                      "STREAM_KEY_NOT_FOUND", "StreamKey", render_key);
 }
 
 /* ------------------------------------------------------------------------
@@ -141,14 +125,12 @@ static void member_key_work(PGconn *c, struct api_job *j)
                           " WHERE m.app_id = $1 AND m.app_user_id = $2 AND m.state = 'ACTIVE'",
                           2, p, NULL);
     if (!r)
-        return db_error(j);
+        return api_job_db_error(j);
     int found = PQntuples(r) == 1;
     j->id = found ? db_get_i64(r, 0, 1) : 0;
     PQclear(r);
-    if (!found) {
-        api_job_fail(j, 404, "MEMBER_NOT_FOUND", "Member does not exist");
-        return;
-    }
+    if (!found)
+        return api_job_not_found(j, "MEMBER_NOT_FOUND", "Member");
     if (!j->id)
         return key_not_found(j);
     reply_key_by_id(c, j);
@@ -215,18 +197,11 @@ void stream_keys_handle_list(void *request, const struct route_params *p)
     struct api_job *j = api_job_new(request, AUTH_BASIC);
     if (!j)
         return;
-    struct list_input *in = calloc(1, sizeof *in);
-    j->in = in;
-    j->in_free = free;
-    const char *page, *size, *sort;
-    if (!in)
-        api_job_fail(j, 503, "UNAVAILABLE", "out of memory");
-    else if (api_job_query(j, "page", &page) == 0 && api_job_query(j, "pageSize", &size) == 0 &&
-             api_job_query(j, "sortBy", &sort) == 0 &&
-             ju_parse_page(page, size, sort, true, &in->page, &j->err) == 0 &&
-             query_id(j, "memberId", &in->has_member, &in->member_id) == 0 &&
-             query_id(j, "videoRoomId", &in->has_room, &in->room_id) == 0 &&
-             api_job_query(j, "appUserId", &in->app_user_id) == 0)
+    struct list_input *in = api_job_input(j, sizeof *in);
+    if (in && api_job_page_query(j, true, &in->page) == 0 &&
+        query_id(j, "memberId", &in->has_member, &in->member_id) == 0 &&
+        query_id(j, "videoRoomId", &in->has_room, &in->room_id) == 0 &&
+        api_job_query(j, "appUserId", &in->app_user_id) == 0)
         api_job_query(j, "appUserName", &in->app_user_name);
     j->work = list_work;
     api_job_submit(j);

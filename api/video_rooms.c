@@ -261,33 +261,17 @@ static json_t *render_room(const struct api_job *j, const PGresult *r, int row)
     return o;
 }
 
-static void db_error(struct api_job *j)
-{
-    api_job_fail(j, 500, "INTERNAL_ERROR", "database error");
-}
-
 static void room_not_found(struct api_job *j)
 {
-    api_job_fail(j, 404, "VIDEO_ROOM_NOT_FOUND", "VideoRoom does not exist");
+    api_job_not_found(j, "VIDEO_ROOM_NOT_FOUND", "VideoRoom");
 }
 
 /* Room j->id of the caller's app (entity ACTIVE) into j->reply. */
 static void reply_room(PGconn *c, struct api_job *j)
 {
-    char app[24], id[24];
-    snprintf(app, sizeof app, "%" PRId64, j->app.id);
-    snprintf(id, sizeof id, "%" PRId64, j->id);
-    const char *p[2] = {app, id};
-    PGresult *r = db_exec(c, "room get",
-                          ROOM_SELECT " WHERE r.app_id = $1 AND r.id = $2 AND r.state = 'ACTIVE'",
-                          2, p, NULL);
-    if (!r)
-        return db_error(j);
-    if (PQntuples(r) != 1)
-        room_not_found(j);
-    else
-        j->reply = render_room(j, r, 0);
-    PQclear(r);
+    api_job_reply_one(c, j, "room get",
+                      ROOM_SELECT " WHERE r.app_id = $1 AND r.id = $2 AND r.state = 'ACTIVE'",
+                      "VIDEO_ROOM_NOT_FOUND", "VideoRoom", render_room);
 }
 
 static char *metadata_text(const struct room_input *in)
@@ -342,7 +326,7 @@ static void create_work(PGconn *c, struct api_job *j)
     PGresult *r = db_exec(c, "room create: begin", "BEGIN", 0, NULL, NULL);
     if (!r) {
         free(meta);
-        return db_error(j);
+        return api_job_db_error(j);
     }
     PQclear(r);
     r = db_exec(c, "room create",
@@ -363,14 +347,13 @@ static void create_work(PGconn *c, struct api_job *j)
             api_job_fail(j, 409, "VIDEO_ROOM_ALREADY_EXISTS",
                          "a video room with this externalId exists");
         else
-            db_error(j);
+            api_job_db_error(j);
         return;
     }
     if (PQntuples(r) != 1) {
         PQclear(r);
         PQclear(PQexec(c, "ROLLBACK"));
-        api_job_fail(j, 404, "MEMBER_NOT_FOUND", "Member does not exist");
-        return;
+        return api_job_not_found(j, "MEMBER_NOT_FOUND", "Member");
     }
     j->id = db_get_i64(r, 0, 0);
     PQclear(r);
@@ -381,21 +364,11 @@ static void create_work(PGconn *c, struct api_job *j)
     r = rc == 0 ? db_exec(c, "room create: commit", "COMMIT", 0, NULL, NULL) : NULL;
     if (!r) {
         PQclear(PQexec(c, "ROLLBACK"));
-        return db_error(j);
+        return api_job_db_error(j);
     }
     PQclear(r);
     reply_room(c, j);
     j->status = 201;
-}
-
-static struct room_input *new_input(struct api_job *j)
-{
-    struct room_input *in = calloc(1, sizeof *in);
-    j->in = in;
-    j->in_free = free;
-    if (!in)
-        api_job_fail(j, 503, "UNAVAILABLE", "out of memory");
-    return in;
 }
 
 void video_rooms_handle_create(void *request, const struct route_params *p)
@@ -404,7 +377,7 @@ void video_rooms_handle_create(void *request, const struct route_params *p)
     struct api_job *j = api_job_new(request, AUTH_BASIC);
     if (!j)
         return;
-    struct room_input *in = new_input(j);
+    struct room_input *in = api_job_input(j, sizeof *in);
     if (in && api_job_read_body(j) == 0)
         video_rooms_parse_create(j->body, in, &j->err);
     j->work = create_work;
@@ -471,23 +444,17 @@ void video_rooms_handle_list(void *request, const struct route_params *p)
     struct api_job *j = api_job_new(request, AUTH_BASIC);
     if (!j)
         return;
-    struct list_input *in = calloc(1, sizeof *in);
-    j->in = in;
-    j->in_free = free;
-    const char *page, *size, *sort, *member;
-    if (!in) {
-        api_job_fail(j, 503, "UNAVAILABLE", "out of memory");
-    } else if (api_job_query(j, "page", &page) == 0 && api_job_query(j, "pageSize", &size) == 0 &&
-               api_job_query(j, "sortBy", &sort) == 0 &&
-               ju_parse_page(page, size, sort, false, &in->page, &j->err) == 0 &&
-               api_job_query(j, "memberId", &member) == 0 &&
-               (!member || ju_parse_query_int(member, "memberId", 1, INT64_MAX, &in->member_id,
-                                              &j->err) == 0) &&
-               api_job_query(j, "keyword", &in->keyword) == 0 &&
-               query_enum(j, "videoRoomState", video_room_states, &in->state) == 0 &&
-               query_enum(j, "type", video_room_types, &in->type) == 0 &&
-               query_enum(j, "accessLevel", video_room_access, &in->access) == 0 &&
-               api_job_query(j, "appUserId", &in->app_user_id) == 0) {
+    struct list_input *in = api_job_input(j, sizeof *in);
+    const char *member;
+    if (in && api_job_page_query(j, false, &in->page) == 0 &&
+        api_job_query(j, "memberId", &member) == 0 &&
+        (!member ||
+         ju_parse_query_int(member, "memberId", 1, INT64_MAX, &in->member_id, &j->err) == 0) &&
+        api_job_query(j, "keyword", &in->keyword) == 0 &&
+        query_enum(j, "videoRoomState", video_room_states, &in->state) == 0 &&
+        query_enum(j, "type", video_room_types, &in->type) == 0 &&
+        query_enum(j, "accessLevel", video_room_access, &in->access) == 0 &&
+        api_job_query(j, "appUserId", &in->app_user_id) == 0) {
         api_job_query(j, "externalId", &in->external_id);
         in->has_member = member != NULL;
     }
@@ -579,7 +546,7 @@ static void patch_work(PGconn *c, struct api_job *j)
                          "scheduledAt cannot be null for a BROADCAST_RTMP room");
             snprintf(j->err.field, sizeof j->err.field, "scheduledAt");
         } else
-            db_error(j);
+            api_job_db_error(j);
         return;
     }
     int n = PQntuples(r);
@@ -594,7 +561,7 @@ void video_rooms_handle_patch(void *request, const struct route_params *p)
     struct api_job *j = by_id(request, p, patch_work);
     if (!j)
         return;
-    struct room_input *in = new_input(j);
+    struct room_input *in = api_job_input(j, sizeof *in);
     if (in && api_job_read_body(j) == 0)
         video_rooms_parse_patch(j->body, in, &j->err);
     api_job_submit(j);

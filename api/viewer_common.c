@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/auth.h"
 #include "api/http_server.h"
 #include "core/log.h"
 #include "core/secure.h"
@@ -226,31 +227,34 @@ static void vjob_free(struct vjob *j)
     free(j);
 }
 
-void vjob_fail_field(struct vjob *j, int status, const char *code, const char *field, const char *fmt,
-                     ...)
+static void vjob_vfail(struct vjob *j, int status, const char *code, const char *field,
+                       const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+static void vjob_vfail(struct vjob *j, int status, const char *code, const char *field,
+                       const char *fmt, va_list ap)
 {
     j->status = status;
     snprintf(j->code, sizeof j->code, "%s", code);
     snprintf(j->field, sizeof j->field, "%s", field ? field : "");
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(j->msg, sizeof j->msg, fmt, ap);
-    va_end(ap);
     json_decref(j->out);
     j->out = NULL;
 }
 
-void vjob_fail(struct vjob *j, int status, const char *code, const char *fmt, ...)
+void vjob_fail_field(struct vjob *j, int status, const char *code, const char *field, const char *fmt,
+                     ...)
 {
-    j->status = status;
-    j->field[0] = 0;
-    snprintf(j->code, sizeof j->code, "%s", code);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(j->msg, sizeof j->msg, fmt, ap);
+    vjob_vfail(j, status, code, field, fmt, ap);
     va_end(ap);
-    json_decref(j->out);
-    j->out = NULL;
+}
+
+void vjob_fail(struct vjob *j, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vjob_vfail(j, status, code, NULL, fmt, ap);
+    va_end(ap);
 }
 
 void vjob_reply(struct vjob *j)
@@ -279,24 +283,10 @@ void vjob_reply(struct vjob *j)
 
 int64_t vjob_auth_app(PGconn *c, const char *user, const char *pass)
 {
-    const char *params[1] = {user};
-    PGresult *res = db_exec(c, "auth app",
-                            "SELECT id, api_secret_sha256 FROM apps"
-                            " WHERE api_key = $1 AND state = 'ACTIVE'",
-                            1, params, NULL);
-    int64_t id = 0;
     char hash[65];
+    struct auth_app app;
     secure_sha256_hex(pass, strlen(pass), hash);
-    if (res && PQntuples(res) == 1) {
-        const char *stored = db_get_str(res, 0, 1);
-        if (stored && secure_str_equal(hash, stored))
-            id = db_get_i64(res, 0, 0);
-    } else {
-        /* Same work on the miss path: an unknown key costs as much as a bad secret. */
-        (void)secure_str_equal(hash, "0000000000000000000000000000000000000000000000000000000000000000");
-    }
-    PQclear(res);
-    return id;
+    return auth_app_by_key(c, "auth app", user, hash, &app) == 1 ? app.id : 0;
 }
 
 static void vjob_work(PGconn *c, void *arg)

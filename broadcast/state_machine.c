@@ -166,6 +166,20 @@ static int db_fail(struct sm *s)
     return BC_ERR_DB;
 }
 
+/* Runs an UPDATE ... RETURNING that must hit exactly one row, which the
+ * caller holds locked: anything else cannot happen and is retried rather than
+ * half-applied. 0, SM_RETRY, or db_fail(s). */
+static int update_one(struct sm *s, const char *what, const char *sql, int n,
+                      const char *const *p)
+{
+    PGresult *r = q(s, what, sql, n, p);
+    if (!r)
+        return db_fail(s);
+    int rows = PQntuples(r);
+    PQclear(r);
+    return rows == 1 ? 0 : SM_RETRY;
+}
+
 typedef int (*tx_body)(struct sm *s, void *arg);
 
 /* BEGIN; body; COMMIT — or ROLLBACK when body returns anything but 0.
@@ -345,88 +359,72 @@ static int lock_key_and_room(struct sm *s, int64_t key_id, struct key_row *k, st
  * Guarded transitions: one UPDATE each, plus its events row
  * ------------------------------------------------------------------------ */
 
-/* UPDATE stream_keys SET stream_key_state = <table>, <extra> WHERE id AND
- * stream_key_state = from. extra is a fixed fragment using $4.. for
- * extra_params. Appends a stream_key_state event (room_id for context).
+/* One state column of one row, as a guarded transition sees it. */
+struct move_row {
+    const char *what;   /* "key" / "room": log words */
+    const char *label;  /* db_exec's name for the UPDATE */
+    const char *table;  /* "stream_keys" / "video_rooms" */
+    const char *column; /* the state column, also the events row type */
+    int64_t id, app_id, room_id, key_id; /* row id; events row context */
+    char *state;        /* current state, replaced by `to` on success */
+    size_t state_size;
+};
+
+/* UPDATE <table> SET <column> = to, <extra> WHERE id AND <column> = from.
+ * extra is a fixed fragment using $4.. for extra_params. Appends a <column>
+ * event. to is NULL when the table has no such move. Takes data.
  * 0, SM_RETRY / BC_ERR_DB, or BC_ERR_DB when the table has no such move. */
-static int key_move(struct sm *s, struct key_row *k, enum bc_event ev, int64_t room_id,
-                    const char *extra, int nextra, const char *const *extra_params, json_t *data)
+static int state_move(struct sm *s, const struct move_row *m, const char *to, enum bc_event ev,
+                      const char *extra, int nextra, const char *const *extra_params, json_t *data)
 {
-    const char *to = bc_key_next(k->kstate, ev);
     if (!to) {
-        log_error("state: illegal key transition key_id=%" PRId64 " from=%s event=%s", k->id,
-                  k->kstate, bc_event_name(ev));
+        log_error("state: illegal %s transition %s_id=%" PRId64 " from=%s event=%s", m->what,
+                  m->what, m->id, m->state, bc_event_name(ev));
         json_decref(data);
         return BC_ERR_DB;
     }
     char sql[768], a[24];
     snprintf(sql, sizeof sql,
-             "UPDATE stream_keys SET stream_key_state = $3, last_modified_at = now()%s"
-             " WHERE id = $1 AND stream_key_state = $2 RETURNING id",
-             extra ? extra : "");
-    const char *p[10] = {i64(k->id, a), k->kstate, to};
+             "UPDATE %s SET %s = $3, last_modified_at = now()%s"
+             " WHERE id = $1 AND %s = $2 RETURNING id",
+             m->table, m->column, extra ? extra : "", m->column);
+    const char *p[10] = {i64(m->id, a), m->state, to};
     for (int i = 0; i < nextra && i < 7; i++)
         p[3 + i] = extra_params[i];
-    PGresult *r = q(s, "key transition", sql, 3 + nextra, p);
-    if (!r) {
+    int rc = update_one(s, m->label, sql, 3 + nextra, p);
+    if (rc != 0) {
         json_decref(data);
-        return db_fail(s);
+        return rc;
     }
-    int n = PQntuples(r);
-    PQclear(r);
-    if (n != 1) { /* cannot happen under the row lock; never half-apply */
-        json_decref(data);
-        return SM_RETRY;
-    }
-    int rc = events_append(s->c, k->app_id, room_id, k->id, "stream_key_state", k->kstate, to,
-                           s->actor, data, s->sqlstate);
+    rc = events_append(s->c, m->app_id, m->room_id, m->key_id, m->column, m->state, to,
+                       s->actor, data, s->sqlstate);
     json_decref(data);
     if (rc != 0)
         return db_fail(s);
-    log_info("state: key key_id=%" PRId64 " %s -> %s event=%s actor=%s", k->id, k->kstate, to,
-             bc_event_name(ev), s->actor);
-    snprintf(k->kstate, sizeof k->kstate, "%s", to);
+    log_info("state: %s %s_id=%" PRId64 " %s -> %s event=%s actor=%s", m->what, m->what, m->id,
+             m->state, to, bc_event_name(ev), s->actor);
+    snprintf(m->state, m->state_size, "%s", to);
     return 0;
 }
 
+/* A stream key's move (room_id for the event's context); see state_move. */
+static int key_move(struct sm *s, struct key_row *k, enum bc_event ev, int64_t room_id,
+                    const char *extra, int nextra, const char *const *extra_params, json_t *data)
+{
+    const struct move_row m = {"key", "key transition", "stream_keys", "stream_key_state",
+                               k->id, k->app_id, room_id, k->id, k->kstate, sizeof k->kstate};
+    return state_move(s, &m, bc_key_next(k->kstate, ev), ev, extra, nextra, extra_params, data);
+}
+
+/* A video room's move; see state_move. */
 static int room_move(struct sm *s, struct room_row *room, enum bc_event ev, const char *extra,
                      int nextra, const char *const *extra_params, json_t *data)
 {
-    const char *to = bc_room_next(room->rstate, ev);
-    if (!to) {
-        log_error("state: illegal room transition room_id=%" PRId64 " from=%s event=%s",
-                  room->id, room->rstate, bc_event_name(ev));
-        json_decref(data);
-        return BC_ERR_DB;
-    }
-    char sql[768], a[24];
-    snprintf(sql, sizeof sql,
-             "UPDATE video_rooms SET video_room_state = $3, last_modified_at = now()%s"
-             " WHERE id = $1 AND video_room_state = $2 RETURNING id",
-             extra ? extra : "");
-    const char *p[10] = {i64(room->id, a), room->rstate, to};
-    for (int i = 0; i < nextra && i < 7; i++)
-        p[3 + i] = extra_params[i];
-    PGresult *r = q(s, "room transition", sql, 3 + nextra, p);
-    if (!r) {
-        json_decref(data);
-        return db_fail(s);
-    }
-    int n = PQntuples(r);
-    PQclear(r);
-    if (n != 1) {
-        json_decref(data);
-        return SM_RETRY;
-    }
-    int rc = events_append(s->c, room->app_id, room->id, room->key_id, "video_room_state",
-                           room->rstate, to, s->actor, data, s->sqlstate);
-    json_decref(data);
-    if (rc != 0)
-        return db_fail(s);
-    log_info("state: room room_id=%" PRId64 " %s -> %s event=%s actor=%s", room->id,
-             room->rstate, to, bc_event_name(ev), s->actor);
-    snprintf(room->rstate, sizeof room->rstate, "%s", to);
-    return 0;
+    const struct move_row m = {"room", "room transition", "video_rooms", "video_room_state",
+                               room->id, room->app_id, room->id, room->key_id,
+                               room->rstate, sizeof room->rstate};
+    return state_move(s, &m, bc_room_next(room->rstate, ev), ev, extra, nextra, extra_params,
+                      data);
 }
 
 static int event_row(struct sm *s, int64_t app_id, int64_t room_id, int64_t key_id,
@@ -611,20 +609,59 @@ struct api_arg {
     size_t n, missing;
 };
 
-static int room_start_tx(struct sm *s, void *arg)
+/* Runs one API event on one row (id) of one app in its own transaction. */
+static enum bc_result run_api(PGconn *c, int64_t app_id, int64_t id, const char *actor,
+                              tx_body body)
 {
-    struct api_arg *a = arg;
-    struct room_row room;
-    struct key_row k;
-    int f = lock_room(s, a->id, a->app_id, true, &room);
+    struct api_arg a = {.app_id = app_id, .id = id};
+    return (enum bc_result)run_tx(c, actor, body, &a);
+}
+
+/* Locks the API call's room (ACTIVE, of a->app_id). 0, or BC_ROOM_NOT_FOUND,
+ * BC_ROOM_TYPE_NOT_BROADCAST_RTMP (only when rtmp_only) or db_fail(s). */
+static int lock_api_room(struct sm *s, const struct api_arg *a, bool rtmp_only,
+                         struct room_row *room)
+{
+    int f = lock_room(s, a->id, a->app_id, true, room);
     if (f < 0)
         return db_fail(s);
     if (f == 0)
         return BC_ROOM_NOT_FOUND;
-    if (strcmp(room.type, "BROADCAST_RTMP") != 0)
+    if (rtmp_only && strcmp(room->type, "BROADCAST_RTMP") != 0)
         return BC_ROOM_TYPE_NOT_BROADCAST_RTMP;
-    if (!bc_room_next(room.rstate, BC_EV_ROOM_START))
-        return BC_ROOM_NOT_SCHEDULED;
+    return 0;
+}
+
+/* Locks the API call's BROADCAST_RTMP room for ev: 0, bad_state when the
+ * room's state has no such move, or lock_api_room's refusals. */
+static int lock_api_room_for(struct sm *s, const struct api_arg *a, enum bc_event ev,
+                             int bad_state, struct room_row *room)
+{
+    int f = lock_api_room(s, a, true, room);
+    if (f != 0)
+        return f;
+    return bc_room_next(room->rstate, ev) ? 0 : bad_state;
+}
+
+/* Locks key_id when it names an ACTIVE key: 0, BC_KEY_NOT_FOUND (also for
+ * key_id 0) or db_fail(s). */
+static int lock_active_key(struct sm *s, int64_t key_id, struct key_row *k)
+{
+    int f = key_id ? lock_key(s, key_id, k) : 0;
+    if (f < 0)
+        return db_fail(s);
+    if (f == 0 || strcmp(k->state, "ACTIVE") != 0)
+        return BC_KEY_NOT_FOUND;
+    return 0;
+}
+
+static int room_start_tx(struct sm *s, void *arg)
+{
+    struct room_row room;
+    struct key_row k;
+    int f = lock_api_room_for(s, arg, BC_EV_ROOM_START, BC_ROOM_NOT_SCHEDULED, &room);
+    if (f != 0)
+        return f;
     char b[24];
     const char *p[1] = {i64(room.member_id, b)};
     PGresult *r = q(s, "room start: key",
@@ -633,13 +670,9 @@ static int room_start_tx(struct sm *s, void *arg)
         return db_fail(s);
     int64_t key_id = PQntuples(r) ? col_i64(r, 0, 0) : 0;
     PQclear(r);
-    if (!key_id)
-        return BC_KEY_NOT_FOUND;
-    f = lock_key(s, key_id, &k);
-    if (f < 0)
-        return db_fail(s);
-    if (f == 0 || strcmp(k.state, "ACTIVE") != 0)
-        return BC_KEY_NOT_FOUND;
+    f = lock_active_key(s, key_id, &k);
+    if (f != 0)
+        return f;
     if (strcmp(k.kstate, "ACTIVE") != 0 || k.room_id)
         return BC_KEY_NOT_ACTIVE;
     return start_locked(s, &room, &k, json_object());
@@ -647,29 +680,18 @@ static int room_start_tx(struct sm *s, void *arg)
 
 enum bc_result bc_room_start(PGconn *c, int64_t app_id, int64_t room_id, const char *actor)
 {
-    struct api_arg a = {.app_id = app_id, .id = room_id};
-    return (enum bc_result)run_tx(c, actor, room_start_tx, &a);
+    return run_api(c, app_id, room_id, actor, room_start_tx);
 }
 
 static int room_end_tx(struct sm *s, void *arg)
 {
-    struct api_arg *a = arg;
     struct room_row room;
     struct key_row k;
-    int f = lock_room(s, a->id, a->app_id, true, &room);
-    if (f < 0)
-        return db_fail(s);
+    int f = lock_api_room_for(s, arg, BC_EV_ROOM_END, BC_ROOM_NOT_LIVE_INACTIVE, &room);
     if (f == 0)
-        return BC_ROOM_NOT_FOUND;
-    if (strcmp(room.type, "BROADCAST_RTMP") != 0)
-        return BC_ROOM_TYPE_NOT_BROADCAST_RTMP;
-    if (!bc_room_next(room.rstate, BC_EV_ROOM_END))
-        return BC_ROOM_NOT_LIVE_INACTIVE;
-    f = room.key_id ? lock_key(s, room.key_id, &k) : 0;
-    if (f < 0)
-        return db_fail(s);
-    if (f == 0 || strcmp(k.state, "ACTIVE") != 0)
-        return BC_KEY_NOT_FOUND;
+        f = lock_active_key(s, room.key_id, &k);
+    if (f != 0)
+        return f;
     if (!bc_key_next(k.kstate, BC_EV_ROOM_END) || k.room_id != room.id)
         return BC_KEY_NOT_INACTIVE_LIVE;
     return end_locked(s, &room, &k, BC_EV_ROOM_END, "ended by api");
@@ -677,39 +699,32 @@ static int room_end_tx(struct sm *s, void *arg)
 
 enum bc_result bc_room_end(PGconn *c, int64_t app_id, int64_t room_id, const char *actor)
 {
-    struct api_arg a = {.app_id = app_id, .id = room_id};
-    return (enum bc_result)run_tx(c, actor, room_end_tx, &a);
+    return run_api(c, app_id, room_id, actor, room_end_tx);
 }
 
 static int room_delete_tx(struct sm *s, void *arg)
 {
     struct api_arg *a = arg;
     struct room_row room;
-    int f = lock_room(s, a->id, a->app_id, true, &room);
-    if (f < 0)
-        return db_fail(s);
-    if (f == 0)
-        return BC_ROOM_NOT_FOUND;
+    int f = lock_api_room(s, a, false, &room);
+    if (f != 0)
+        return f;
     if (strcmp(room.rstate, "LIVE") == 0 || strcmp(room.rstate, "LIVE_INACTIVE") == 0)
         return BC_ROOM_IS_LIVE;
     char b[24];
     const char *p[1] = {i64(room.id, b)};
-    PGresult *r = q(s, "room delete",
-                    "UPDATE video_rooms SET state = 'DELETED', last_modified_at = now()"
-                    " WHERE id = $1 AND state = 'ACTIVE'"
-                    " AND video_room_state NOT IN ('LIVE', 'LIVE_INACTIVE') RETURNING id",
-                    1, p);
-    if (!r)
-        return db_fail(s);
-    int n = PQntuples(r);
-    PQclear(r);
-    if (n != 1)
-        return SM_RETRY;
+    int rc = update_one(s, "room delete",
+                        "UPDATE video_rooms SET state = 'DELETED', last_modified_at = now()"
+                        " WHERE id = $1 AND state = 'ACTIVE'"
+                        " AND video_room_state NOT IN ('LIVE', 'LIVE_INACTIVE') RETURNING id",
+                        1, p);
+    if (rc != 0)
+        return rc;
     /* The entity state is not a videoRoomState: the row keeps the room's
      * state on both sides and says what changed in data. */
     json_t *d = json_pack("{s:s}", "state", "DELETED");
-    int rc = events_append(s->c, room.app_id, room.id, 0, "video_room_state", room.rstate,
-                           room.rstate, s->actor, d, s->sqlstate);
+    rc = events_append(s->c, room.app_id, room.id, 0, "video_room_state", room.rstate,
+                       room.rstate, s->actor, d, s->sqlstate);
     json_decref(d);
     if (rc != 0)
         return db_fail(s);
@@ -719,8 +734,7 @@ static int room_delete_tx(struct sm *s, void *arg)
 
 enum bc_result bc_room_delete(PGconn *c, int64_t app_id, int64_t room_id, const char *actor)
 {
-    struct api_arg a = {.app_id = app_id, .id = room_id};
-    return (enum bc_result)run_tx(c, actor, room_delete_tx, &a);
+    return run_api(c, app_id, room_id, actor, room_delete_tx);
 }
 
 static int key_reissue_tx(struct sm *s, void *arg)
@@ -738,17 +752,13 @@ static int key_reissue_tx(struct sm *s, void *arg)
     if (bc_new_stream_key(key, prefix) != 0)
         return BC_ERR_DB;
     const char *p[4] = {i64(k.id, b), key, prefix};
-    PGresult *r = q(s, "key reissue",
-                    "UPDATE stream_keys SET stream_key = $2, key_prefix = $3,"
-                    " last_modified_at = now()"
-                    " WHERE id = $1 AND stream_key_state = 'INACTIVE' RETURNING id",
-                    3, p);
-    if (!r)
-        return db_fail(s);
-    int n = PQntuples(r);
-    PQclear(r);
-    if (n != 1)
-        return SM_RETRY;
+    int rc = update_one(s, "key reissue",
+                        "UPDATE stream_keys SET stream_key = $2, key_prefix = $3,"
+                        " last_modified_at = now()"
+                        " WHERE id = $1 AND stream_key_state = 'INACTIVE' RETURNING id",
+                        3, p);
+    if (rc != 0)
+        return rc;
     log_info("state: key key_id=%" PRId64 " reissued actor=%s", k.id, s->actor);
     return event_row(s, k.app_id, 0, k.id, "stream_key_state",
                      json_pack("{s:b}", "reissued", 1)) ;
@@ -756,8 +766,7 @@ static int key_reissue_tx(struct sm *s, void *arg)
 
 enum bc_result bc_key_reissue(PGconn *c, int64_t app_id, int64_t key_id, const char *actor)
 {
-    struct api_arg a = {.app_id = app_id, .id = key_id};
-    return (enum bc_result)run_tx(c, actor, key_reissue_tx, &a);
+    return run_api(c, app_id, key_id, actor, key_reissue_tx);
 }
 
 static int key_force_tx(struct sm *s, void *arg)
@@ -766,10 +775,8 @@ static int key_force_tx(struct sm *s, void *arg)
     struct key_row k;
     struct room_row room;
     int f = lock_key_and_room(s, a->id, &k, &room);
-    if (f == SM_RETRY)
-        return SM_RETRY;
     if (f < 0)
-        return db_fail(s);
+        return f == SM_RETRY ? SM_RETRY : db_fail(s);
     if (f == 0 || k.app_id != a->app_id || strcmp(k.state, "ACTIVE") != 0)
         return BC_KEY_NOT_FOUND;
     return force_terminate_locked(s, &k, &room, "force-terminated");
@@ -777,8 +784,7 @@ static int key_force_tx(struct sm *s, void *arg)
 
 enum bc_result bc_key_force_terminate(PGconn *c, int64_t app_id, int64_t key_id, const char *actor)
 {
-    struct api_arg a = {.app_id = app_id, .id = key_id};
-    return (enum bc_result)run_tx(c, actor, key_force_tx, &a);
+    return run_api(c, app_id, key_id, actor, key_force_tx);
 }
 
 static int members_delete_tx(struct sm *s, void *arg)
@@ -806,10 +812,8 @@ static int members_delete_tx(struct sm *s, void *arg)
             struct key_row k;
             struct room_row room;
             int f = lock_key_and_room(s, key_id, &k, &room);
-            if (f == SM_RETRY)
-                return SM_RETRY;
             if (f < 0)
-                return db_fail(s);
+                return f == SM_RETRY ? SM_RETRY : db_fail(s);
             /* A key in use is force-terminated first: the publisher is
              * disconnected and a live room ends (SPEC API-2 + §2.1 "any"). */
             if (f == 1 && (strcmp(k.kstate, "INACTIVE") != 0 || k.room_id || k.session_id)) {
@@ -944,10 +948,8 @@ static int publish_tx(struct sm *s, void *arg)
     struct key_row k;
     struct room_row room;
     int f = lock_key_and_room(s, key_id, &k, &room);
-    if (f == SM_RETRY)
-        return SM_RETRY;
     if (f < 0)
-        return db_fail(s);
+        return f == SM_RETRY ? SM_RETRY : db_fail(s);
     /* ING-4: the whole key, compared in constant time, under the lock (a
      * reissue may have raced the lookup). */
     bool match = f == 1 && strcmp(k.state, "ACTIVE") == 0 && secure_str_equal(k.key, a->stream_key);
@@ -1147,10 +1149,8 @@ static int closed_tx(struct sm *s, void *arg)
     struct key_row k;
     struct room_row room;
     int f = lock_key_and_room(s, a->key_id, &k, &room);
-    if (f == SM_RETRY)
-        return SM_RETRY;
     if (f < 0)
-        return db_fail(s);
+        return f == SM_RETRY ? SM_RETRY : db_fail(s);
     snprintf(s->actor_buf, sizeof s->actor_buf, "ingest:%s", f == 1 && k.node[0] ? k.node : "-");
     s->actor = s->actor_buf;
     if (f == 0 || k.session_id != a->session_id || !key_is_held(k.kstate)) {
@@ -1282,10 +1282,8 @@ static int recover_tx(struct sm *s, void *arg)
     struct room_row room;
     a->changed = false;
     int f = lock_key_and_room(s, a->key_id, &k, &room);
-    if (f == SM_RETRY)
-        return SM_RETRY;
     if (f < 0)
-        return db_fail(s);
+        return f == SM_RETRY ? SM_RETRY : db_fail(s);
     if (f == 0 || strcmp(k.node, a->node) != 0)
         return 0;
     if (!key_is_held(k.kstate)) {

@@ -668,6 +668,73 @@ static bool obus_walk(const uint8_t *p, size_t len)
     return true;
 }
 
+/* ---- shared by video and audio tags -------------------------------------- */
+
+/* Enhanced RTMP ModEx packets (packet type 7): each is a size (UI8 + 1, or
+ * UI16 + 1 after 255), its data, then modExType/packetType in one byte.
+ * Skips them from *pos; *pkt gets the packet type that follows. The
+ * modExType (TimestampOffsetNano) is not used. -1 when truncated. */
+static int skip_modex(const uint8_t *body, size_t len, size_t *pos, unsigned *pkt)
+{
+    size_t p = *pos;
+    while (*pkt == 7) {
+        if (len - p < 1)
+            return -1;
+        size_t sz = (size_t)body[p++] + 1;
+        if (sz == 256) {
+            if (len - p < 2)
+                return -1;
+            sz = (size_t)rd_be16(body + p) + 1;
+            p += 2;
+        }
+        if (len - p < sz + 1)
+            return -1;
+        p += sz;
+        *pkt = body[p++] & 0x0f;
+    }
+    *pos = p;
+    return 0;
+}
+
+/* Fills *frame; data stays in the tag body (see flv.h). FLV_FRAME. */
+static int fill_frame(struct media_frame *frame, enum media_kind kind, const uint8_t *data,
+                      size_t len, int64_t ts, int32_t cts, bool key)
+{
+    memset(frame, 0, sizeof *frame);
+    frame->kind = kind;
+    frame->dts_ms = ts;
+    frame->cts_ms = cts;
+    frame->keyframe = key;
+    frame->data = data;
+    frame->len = len;
+    return FLV_FRAME;
+}
+
+typedef int (*tag_body_fn)(const uint8_t *body, size_t len, int64_t ts,
+                           struct media_codec_config *config, struct media_frame *frame,
+                           const char **reason);
+
+/* The public parsers' common entry: NULL out-pointers get scratch ones,
+ * *reason starts NULL, an empty body is FLV_IGNORED; then parse(). */
+static int parse_tag(tag_body_fn parse, const uint8_t *body, size_t len, int64_t ts,
+                     struct media_codec_config *config, struct media_frame *frame,
+                     const char **reason)
+{
+    const char *dummy_reason;
+    struct media_codec_config dummy_config;
+    struct media_frame dummy_frame;
+    if (!reason)
+        reason = &dummy_reason;
+    if (!config)
+        config = &dummy_config;
+    if (!frame)
+        frame = &dummy_frame;
+    *reason = NULL;
+    if (!body || len == 0)
+        return FLV_IGNORED;
+    return parse(body, len, ts, config, frame, reason);
+}
+
 /* ---- video tags ----------------------------------------------------------- */
 
 #define FOURCC(a, b, c, d) (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (uint32_t)(d))
@@ -709,45 +776,42 @@ static int32_t rd_si24(const uint8_t *p)
     return (int32_t)(v ^ 0x800000u) - 0x800000;
 }
 
+/* Per video codec: its config record parser and, for the NAL-based codecs,
+ * where the record keeps lengthSizeMinusOne (avcC byte 4, ISO/IEC 14496-15
+ * §5.3.3.1; hvcC byte 21, §8.3.3.1). Frames are walked with 4-byte lengths
+ * only (nal_lengths_walk). */
+static const struct {
+    int (*parse)(const uint8_t *rec, size_t len, struct media_codec_config *cfg);
+    const char *malformed;
+    size_t length_size_at; /* 0: no NAL lengths (AV1) */
+    const char *length_size_unsupported;
+} video_records[] = {
+    [MEDIA_CODEC_H264] = {flv_parse_avcc, "malformed AVC sequence header (avcC/SPS)", 4,
+                          "avcC NAL length size other than 4 bytes unsupported"},
+    [MEDIA_CODEC_HEVC] = {flv_parse_hvcc, "malformed HEVC sequence header (hvcC/SPS)", 21,
+                          "hvcC NAL length size other than 4 bytes unsupported"},
+    [MEDIA_CODEC_AV1] = {flv_parse_av1c, "malformed AV1 sequence header (av1C)", 0, NULL},
+};
+
 /* Config record of a sequence start: parse it and apply the length-size
  * policy for NAL-based codecs. */
 static int video_config(enum media_codec codec, const uint8_t *rec, size_t len,
                         struct media_codec_config *config, const char **reason)
 {
+    if ((size_t)codec >= sizeof video_records / sizeof video_records[0] ||
+        !video_records[codec].parse) {
+        *reason = "internal: not a video codec";
+        return FLV_ERR_UNSUPPORTED;
+    }
     struct media_codec_config c;
     memset(&c, 0, sizeof c);
-    int rc;
-    switch (codec) {
-    case MEDIA_CODEC_H264:
-        rc = flv_parse_avcc(rec, len, &c);
-        if (rc < 0) {
-            *reason = "malformed AVC sequence header (avcC/SPS)";
-            return FLV_ERR_MALFORMED;
-        }
-        if ((rec[4] & 3) != 3) {
-            *reason = "avcC NAL length size other than 4 bytes unsupported";
-            return FLV_ERR_UNSUPPORTED;
-        }
-        break;
-    case MEDIA_CODEC_HEVC:
-        rc = flv_parse_hvcc(rec, len, &c);
-        if (rc < 0) {
-            *reason = "malformed HEVC sequence header (hvcC/SPS)";
-            return FLV_ERR_MALFORMED;
-        }
-        if ((rec[21] & 3) != 3) {
-            *reason = "hvcC NAL length size other than 4 bytes unsupported";
-            return FLV_ERR_UNSUPPORTED;
-        }
-        break;
-    case MEDIA_CODEC_AV1:
-        if (flv_parse_av1c(rec, len, &c) < 0) {
-            *reason = "malformed AV1 sequence header (av1C)";
-            return FLV_ERR_MALFORMED;
-        }
-        break;
-    default:
-        *reason = "internal: not a video codec";
+    if (video_records[codec].parse(rec, len, &c) < 0) {
+        *reason = video_records[codec].malformed;
+        return FLV_ERR_MALFORMED;
+    }
+    size_t at = video_records[codec].length_size_at;
+    if (at && (rec[at] & 3) != 3) {
+        *reason = video_records[codec].length_size_unsupported;
         return FLV_ERR_UNSUPPORTED;
     }
     *config = c;
@@ -768,14 +832,7 @@ static int video_frame(enum media_codec codec, const uint8_t *data, size_t len, 
         *reason = "video frame NAL unit lengths do not match the payload";
         return FLV_ERR_MALFORMED;
     }
-    memset(frame, 0, sizeof *frame);
-    frame->kind = MEDIA_KIND_VIDEO;
-    frame->dts_ms = ts;
-    frame->cts_ms = cts;
-    frame->keyframe = key;
-    frame->data = data;
-    frame->len = len;
-    return FLV_FRAME;
+    return fill_frame(frame, MEDIA_KIND_VIDEO, data, len, ts, cts, key);
 }
 
 /* Legacy VIDEODATA with AVCVIDEOPACKET layout (codec 7, and the common
@@ -819,21 +876,8 @@ static int ex_video(const uint8_t *body, size_t len, int64_t ts,
     unsigned frame_type = (body[0] >> 4) & 7;
     unsigned pkt = body[0] & 0x0f;
     size_t pos = 1;
-    while (pkt == 7) { /* ModEx: size, data, then modExType/packetType */
-        if (len - pos < 1)
-            goto truncated;
-        size_t sz = (size_t)body[pos++] + 1;
-        if (sz == 256) {
-            if (len - pos < 2)
-                goto truncated;
-            sz = (size_t)rd_be16(body + pos) + 1;
-            pos += 2;
-        }
-        if (len - pos < sz + 1)
-            goto truncated;
-        pos += sz;
-        pkt = body[pos++] & 0x0f; /* modExType (TimestampOffsetNano) is not used */
-    }
+    if (skip_modex(body, len, &pos, &pkt) != 0)
+        goto truncated;
     if (pkt != 4 && frame_type == 5) /* command frame: one UI8, no payload */
         return FLV_IGNORED;
     if (video_packet_unsupported[pkt]) {
@@ -886,22 +930,11 @@ truncated:
     return FLV_ERR_TRUNCATED;
 }
 
-int flv_parse_video(const uint8_t *body, size_t len, int64_t tag_ts_ms,
-                    struct media_codec_config *config, struct media_frame *frame,
-                    const char **reason)
+/* A non-empty VIDEODATA body: Enhanced RTMP or legacy. */
+static int video_tag(const uint8_t *body, size_t len, int64_t tag_ts_ms,
+                     struct media_codec_config *config, struct media_frame *frame,
+                     const char **reason)
 {
-    const char *dummy_reason;
-    struct media_codec_config dummy_config;
-    struct media_frame dummy_frame;
-    if (!reason)
-        reason = &dummy_reason;
-    if (!config)
-        config = &dummy_config;
-    if (!frame)
-        frame = &dummy_frame;
-    *reason = NULL;
-    if (!body || len == 0)
-        return FLV_IGNORED;
     if (body[0] & 0x80) /* IsExHeader */
         return ex_video(body, len, tag_ts_ms, config, frame, reason);
     unsigned codec_id = body[0] & 0x0f;
@@ -911,6 +944,13 @@ int flv_parse_video(const uint8_t *body, size_t len, int64_t tag_ts_ms,
         return legacy_video(body, len, tag_ts_ms, MEDIA_CODEC_HEVC, config, frame, reason);
     *reason = legacy_video_unsupported[codec_id];
     return FLV_ERR_UNSUPPORTED;
+}
+
+int flv_parse_video(const uint8_t *body, size_t len, int64_t tag_ts_ms,
+                    struct media_codec_config *config, struct media_frame *frame,
+                    const char **reason)
+{
+    return parse_tag(video_tag, body, len, tag_ts_ms, config, frame, reason);
 }
 
 /* ---- audio tags ----------------------------------------------------------- */
@@ -950,14 +990,7 @@ static int audio_frame(const uint8_t *data, size_t len, int64_t ts, struct media
 {
     if (len == 0)
         return FLV_IGNORED;
-    memset(frame, 0, sizeof *frame);
-    frame->kind = MEDIA_KIND_AUDIO;
-    frame->dts_ms = ts;
-    frame->cts_ms = 0;
-    frame->keyframe = true;
-    frame->data = data;
-    frame->len = len;
-    return FLV_FRAME;
+    return fill_frame(frame, MEDIA_KIND_AUDIO, data, len, ts, 0, true);
 }
 
 /* Enhanced RTMP ExAudioTagHeader + ExAudioTagBody (single track). */
@@ -967,21 +1000,8 @@ static int ex_audio(const uint8_t *body, size_t len, int64_t ts,
 {
     unsigned pkt = body[0] & 0x0f;
     size_t pos = 1;
-    while (pkt == 7) { /* ModEx, as for video */
-        if (len - pos < 1)
-            goto truncated;
-        size_t sz = (size_t)body[pos++] + 1;
-        if (sz == 256) {
-            if (len - pos < 2)
-                goto truncated;
-            sz = (size_t)rd_be16(body + pos) + 1;
-            pos += 2;
-        }
-        if (len - pos < sz + 1)
-            goto truncated;
-        pos += sz;
-        pkt = body[pos++] & 0x0f;
-    }
+    if (skip_modex(body, len, &pos, &pkt) != 0)
+        goto truncated;
     if (pkt == 5) {
         *reason = "Enhanced RTMP audio multitrack unsupported";
         return FLV_ERR_UNSUPPORTED;
@@ -1032,22 +1052,11 @@ truncated:
     return FLV_ERR_TRUNCATED;
 }
 
-int flv_parse_audio(const uint8_t *body, size_t len, int64_t tag_ts_ms,
-                    struct media_codec_config *config, struct media_frame *frame,
-                    const char **reason)
+/* A non-empty AUDIODATA body: Enhanced RTMP or legacy AAC. */
+static int audio_tag(const uint8_t *body, size_t len, int64_t tag_ts_ms,
+                     struct media_codec_config *config, struct media_frame *frame,
+                     const char **reason)
 {
-    const char *dummy_reason;
-    struct media_codec_config dummy_config;
-    struct media_frame dummy_frame;
-    if (!reason)
-        reason = &dummy_reason;
-    if (!config)
-        config = &dummy_config;
-    if (!frame)
-        frame = &dummy_frame;
-    *reason = NULL;
-    if (!body || len == 0)
-        return FLV_IGNORED;
     unsigned fmt = body[0] >> 4;
     if (fmt == 9) /* SoundFormat.ExHeader */
         return ex_audio(body, len, tag_ts_ms, config, frame, reason);
@@ -1071,6 +1080,13 @@ int flv_parse_audio(const uint8_t *body, size_t len, int64_t tag_ts_ms,
         *reason = "unknown AACPacketType";
         return FLV_ERR_MALFORMED;
     }
+}
+
+int flv_parse_audio(const uint8_t *body, size_t len, int64_t tag_ts_ms,
+                    struct media_codec_config *config, struct media_frame *frame,
+                    const char **reason)
+{
+    return parse_tag(audio_tag, body, len, tag_ts_ms, config, frame, reason);
 }
 
 /* ---- configuration changes (SPEC ING-9) ----------------------------------- */

@@ -380,6 +380,13 @@ static bool old_enough(const struct stat *st, time_t now, int grace)
     return now - st->st_mtime >= grace;
 }
 
+/* dir/name into path, lstat'ed into *st (a link is not followed). false when
+ * the path does not fit or the entry is gone. */
+static bool stat_entry(const char *dir, const char *name, char path[PATH_MAX], struct stat *st)
+{
+    return snprintf(path, PATH_MAX, "%s/%s", dir, name) < PATH_MAX && lstat(path, st) == 0;
+}
+
 /* Collects candidates under recordings/{app}/{room}/: files old enough. */
 static void scan_recordings(struct sweep_ctx *s, struct orphans *out, time_t now)
 {
@@ -395,8 +402,7 @@ static void scan_recordings(struct sweep_ctx *s, struct orphans *out, time_t now
             continue;
         char appdir[PATH_MAX];
         struct stat st;
-        if (snprintf(appdir, sizeof appdir, "%s/%s", root, a->d_name) >= (int)sizeof appdir ||
-            lstat(appdir, &st) != 0)
+        if (!stat_entry(root, a->d_name, appdir, &st))
             continue;
         if (!S_ISDIR(st.st_mode)) {
             struct orphan o = {.id = 0};
@@ -413,8 +419,7 @@ static void scan_recordings(struct sweep_ctx *s, struct orphans *out, time_t now
             if (is_dot_entry(b->d_name))
                 continue;
             char roomdir[PATH_MAX];
-            if (snprintf(roomdir, sizeof roomdir, "%s/%s", appdir, b->d_name) >= (int)sizeof roomdir ||
-                lstat(roomdir, &st) != 0)
+            if (!stat_entry(appdir, b->d_name, roomdir, &st))
                 continue;
             if (!S_ISDIR(st.st_mode)) {
                 struct orphan o = {.id = 0};
@@ -431,8 +436,8 @@ static void scan_recordings(struct sweep_ctx *s, struct orphans *out, time_t now
                 if (is_dot_entry(f->d_name))
                     continue;
                 char fpath[PATH_MAX];
-                if (snprintf(fpath, sizeof fpath, "%s/%s", roomdir, f->d_name) >= (int)sizeof fpath ||
-                    lstat(fpath, &st) != 0 || !old_enough(&st, now, s->cfg->orphan_grace_sec))
+                if (!stat_entry(roomdir, f->d_name, fpath, &st) ||
+                    !old_enough(&st, now, s->cfg->orphan_grace_sec))
                     continue;
                 struct orphan o = {.dir = S_ISDIR(st.st_mode)};
                 if (snprintf(o.rel, sizeof o.rel, "recordings/%s/%s/%s", a->d_name, b->d_name,
@@ -470,8 +475,8 @@ static void scan_hls_rooms(struct sweep_ctx *s, struct orphans *out, time_t now)
             continue;
         char path[PATH_MAX];
         struct stat st;
-        if (snprintf(path, sizeof path, "%s/%s", root, e->d_name) >= (int)sizeof path ||
-            lstat(path, &st) != 0 || !old_enough(&st, now, s->cfg->orphan_grace_sec))
+        if (!stat_entry(root, e->d_name, path, &st) ||
+            !old_enough(&st, now, s->cfg->orphan_grace_sec))
             continue;
         struct orphan o = {.dir = S_ISDIR(st.st_mode)};
         if (snprintf(o.rel, sizeof o.rel, "hls/rooms/%s", e->d_name) >= (int)sizeof o.rel)
@@ -500,6 +505,35 @@ static int remove_orphan(struct sweep_ctx *s, const struct orphan *o)
     return 0;
 }
 
+/* Looks up the rows named by the candidates' ids (id = ANY($1)); the query's
+ * first column is the id. NULL with s->err set when it fails. */
+static PGresult *orphans_lookup(struct sweep_ctx *s, const struct orphans *o, const char *label,
+                                const char *sql)
+{
+    struct arr ids = {0};
+    char buf[24];
+    for (int i = 0; i < o->n; i++)
+        if (o->v[i].id > 0) {
+            snprintf(buf, sizeof buf, "%" PRId64, o->v[i].id);
+            arr_add(&ids, buf);
+        }
+    const char *p[1] = {arr_done(&ids)};
+    PGresult *r = db_exec(s->c, label, sql, 1, p, NULL);
+    arr_free(&ids);
+    if (!r)
+        set_err(s, "sweeper: orphan lookup failed");
+    return r;
+}
+
+/* The row of r whose first column is id (> 0), or -1. */
+static int find_row(const PGresult *r, int64_t id)
+{
+    for (int j = 0; id > 0 && j < PQntuples(r); j++)
+        if (db_get_i64(r, j, 0) == id)
+            return j;
+    return -1;
+}
+
 static int step_orphans(struct sweep_ctx *s)
 {
     time_t now = time(NULL);
@@ -509,32 +543,15 @@ static int step_orphans(struct sweep_ctx *s)
     int rc = 0;
 
     if (rec.n) {
-        struct arr ids = {0};
-        char buf[24];
-        for (int i = 0; i < rec.n; i++)
-            if (rec.v[i].id > 0) {
-                snprintf(buf, sizeof buf, "%" PRId64, rec.v[i].id);
-                arr_add(&ids, buf);
-            }
-        const char *p[1] = {arr_done(&ids)};
-        PGresult *r = db_exec(s->c, "sweeper_orphans_rec",
-                              "SELECT id, path, status, swept_at IS NOT NULL FROM recordings"
-                              " WHERE id = ANY($1::bigint[])",
-                              1, p, NULL);
-        arr_free(&ids);
+        PGresult *r = orphans_lookup(s, &rec, "sweeper_orphans_rec",
+                                     "SELECT id, path, status, swept_at IS NOT NULL FROM recordings"
+                                     " WHERE id = ANY($1::bigint[])");
         if (!r) {
-            set_err(s, "sweeper: orphan lookup failed");
             rc = -1;
         } else {
-            int n = PQntuples(r);
             for (int i = 0; i < rec.n; i++) {
                 const struct orphan *o = &rec.v[i];
-                int row = -1;
-                for (int j = 0; o->id > 0 && j < n; j++)
-                    if (db_get_i64(r, j, 0) == o->id) {
-                        row = j;
-                        break;
-                    }
+                int row = find_row(r, o->id);
                 bool keep = false;
                 if (row >= 0) {
                     const char *path = db_get_str(r, row, 1), *status = db_get_str(r, row, 2);
@@ -559,31 +576,16 @@ static int step_orphans(struct sweep_ctx *s)
     }
 
     if (rc == 0 && hls.n) {
-        struct arr ids = {0};
-        char buf[24];
-        for (int i = 0; i < hls.n; i++)
-            if (hls.v[i].id > 0) {
-                snprintf(buf, sizeof buf, "%" PRId64, hls.v[i].id);
-                arr_add(&ids, buf);
-            }
-        const char *p[1] = {arr_done(&ids)};
-        PGresult *r = db_exec(s->c, "sweeper_orphans_hls",
-                              "SELECT id, video_room_state FROM video_rooms WHERE id = ANY($1::bigint[])",
-                              1, p, NULL);
-        arr_free(&ids);
+        PGresult *r = orphans_lookup(s, &hls, "sweeper_orphans_hls",
+                                     "SELECT id, video_room_state FROM video_rooms"
+                                     " WHERE id = ANY($1::bigint[])");
         if (!r) {
-            set_err(s, "sweeper: orphan lookup failed");
             rc = -1;
         } else {
-            int n = PQntuples(r);
             for (int i = 0; i < hls.n; i++) {
                 const struct orphan *o = &hls.v[i];
-                bool keep = false;
-                for (int j = 0; o->id > 0 && j < n; j++)
-                    if (db_get_i64(r, j, 0) == o->id) {
-                        keep = strcmp(db_get_str(r, j, 1), "ARCHIVED") != 0;
-                        break;
-                    }
+                int row = find_row(r, o->id);
+                bool keep = row >= 0 && strcmp(db_get_str(r, row, 1), "ARCHIVED") != 0;
                 if (!keep)
                     remove_orphan(s, o);
             }

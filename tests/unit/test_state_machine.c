@@ -105,26 +105,15 @@ static void setup_fixture(struct fixture *f)
     f->room = make_room(f, NULL, NULL);
 }
 
-/* A legal step: some event of the table maps from → to (or a marker row
- * with from == to: reissue, entity deletion). */
-static bool legal_key_step(const char *from, const char *to)
+/* A legal step: some event of the table (bc_key_next or bc_room_next) maps
+ * from → to (or a marker row with from == to: reissue, entity deletion). */
+static bool legal_step(const char *(*next)(const char *, enum bc_event), const char *from,
+                       const char *to)
 {
     if (strcmp(from, to) == 0)
         return true;
     for (int ev = BC_EV_PUBLISH; ev <= BC_EV_SWEEP; ev++) {
-        const char *n = bc_key_next(from, (enum bc_event)ev);
-        if (n && strcmp(n, to) == 0)
-            return true;
-    }
-    return false;
-}
-
-static bool legal_room_step(const char *from, const char *to)
-{
-    if (strcmp(from, to) == 0)
-        return true;
-    for (int ev = BC_EV_PUBLISH; ev <= BC_EV_SWEEP; ev++) {
-        const char *n = bc_room_next(from, (enum bc_event)ev);
+        const char *n = next(from, (enum bc_event)ev);
         if (n && strcmp(n, to) == 0)
             return true;
     }
@@ -152,7 +141,7 @@ static int check_chain(bool key, int64_t id, const char *initial)
         if (strcmp(from, cur) != 0)
             fail_msg("%s %" PRId64 " event %d: from %s but state was %s", key ? "key" : "room", id, i,
                      from, cur);
-        if (!(key ? legal_key_step(from, to) : legal_room_step(from, to)))
+        if (!(key ? legal_step(bc_key_next, from, to) : legal_step(bc_room_next, from, to)))
             fail_msg("%s %" PRId64 " event %d: illegal %s -> %s", key ? "key" : "room", id, i, from, to);
         if (strcmp(from, to) != 0)
             changes++;
