@@ -123,15 +123,7 @@ static json_t *render_member(const PGresult *r, int row)
     return o;
 }
 
-static void db_error(struct api_job *j)
-{
-    api_job_fail(j, 500, "INTERNAL_ERROR", "database error");
-}
-
-static void not_found(struct api_job *j)
-{
-    api_job_fail(j, 404, "MEMBER_NOT_FOUND", "Member does not exist");
-}
+static void not_found(struct api_job *j) { api_job_not_found(j, "MEMBER_NOT_FOUND", "Member"); }
 
 /* One member by appUserId (ACTIVE only) into j->reply, or MEMBER_NOT_FOUND. */
 static void reply_member(PGconn *c, struct api_job *j, const char *app_user_id)
@@ -144,7 +136,7 @@ static void reply_member(PGconn *c, struct api_job *j, const char *app_user_id)
                                         " AND m.state = 'ACTIVE'",
                           2, p, NULL);
     if (!r)
-        return db_error(j);
+        return api_job_db_error(j);
     if (PQntuples(r) != 1)
         not_found(j);
     else
@@ -167,7 +159,7 @@ static void create_work(PGconn *c, struct api_job *j)
         return;
     }
     if (rc != 0)
-        return db_error(j);
+        return api_job_db_error(j);
     reply_member(c, j, in->app_user_id);
     j->status = 201;
 }
@@ -280,7 +272,7 @@ static void patch_work(PGconn *c, struct api_job *j)
                               " WHERE app_id = $1 AND app_user_id = $2 AND state = 'ACTIVE'",
                               6, p, NULL);
         if (!r)
-            return db_error(j);
+            return api_job_db_error(j);
         PQclear(r);
     }
     reply_member(c, j, j->param);
@@ -320,7 +312,7 @@ static void delete_work(PGconn *c, struct api_job *j)
         return;
     }
     if (rc != BC_OK)
-        return db_error(j);
+        return api_job_db_error(j);
     j->status = 204;
 }
 
