@@ -268,7 +268,14 @@ struct fw_file {
     /* writer thread only */
     int fd;
     bool opened;
+    bool direct;             /* fd has O_DIRECT: appends go through dio_write */
     uint64_t bytes;
+    /* Direct I/O: the file offset of the block holding the tail, and the
+     * tail itself (bytes past the last full block, written padded and cut
+     * back with ftruncate, rewritten with the next append). */
+    off_t dio_base;
+    size_t dio_tail_len;
+    uint8_t *dio_tail;
     long long last_sync_ms;
     struct fw_file *open_next, *open_prev; /* files with an fd, for file_writer_free */
 };
@@ -283,13 +290,19 @@ struct file_writer {
     size_t queue_max;
     int fsync_ms;
     bool stopping;
+    atomic_bool direct_io;      /* read at each file's first append */
     struct fw_file *open_files; /* writer thread only */
+    /* writer thread only: the aligned staging buffer of direct appends */
+    uint8_t *dio_buf;
+    size_t dio_cap;
 };
 
 static void file_unref(struct fw_file *f)
 {
-    if (atomic_fetch_sub(&f->refs, 1) == 1)
+    if (atomic_fetch_sub(&f->refs, 1) == 1) {
+        free(f->dio_tail);
         free(f);
+    }
 }
 
 struct fw_error_post {
@@ -365,6 +378,87 @@ static void open_list_del(struct file_writer *w, struct fw_file *f)
     f->open_next = f->open_prev = NULL;
 }
 
+/* O_DIRECT needs buffer, offset and length aligned to the device's block;
+ * 4096 covers every device and memory alignment we meet. */
+#define FW_DIO_ALIGN 4096u
+
+static int pwrite_all(int fd, const uint8_t *p, size_t len, off_t off)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (n == 0) {
+            errno = EIO;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return 0;
+}
+
+/* Appends with O_DIRECT: the page cache is bypassed, so a recording that is
+ * written once and read back only by the finalizer and downloads costs no
+ * page-cache copy (and, on a VM, no first touch of fresh guest pages). The
+ * tail past the last full block is written zero-padded and the file cut back
+ * to its true size, so every append is in the file when this returns, as
+ * with buffered writes (kill -9 loses nothing written). 0 or -1 (errno). */
+static int dio_write(struct file_writer *w, struct fw_file *f, const uint8_t *data, size_t len)
+{
+    size_t have = f->dio_tail_len + len;
+    size_t padded = (have + FW_DIO_ALIGN - 1) / FW_DIO_ALIGN * FW_DIO_ALIGN;
+    if (padded > w->dio_cap) {
+        size_t cap = padded < (1u << 20) ? (1u << 20) : padded;
+        void *nb = NULL;
+        if (posix_memalign(&nb, FW_DIO_ALIGN, cap) != 0) {
+            errno = ENOMEM;
+            return -1;
+        }
+        free(w->dio_buf);
+        w->dio_buf = nb;
+        w->dio_cap = cap;
+    }
+    if (!f->dio_tail && !(f->dio_tail = malloc(FW_DIO_ALIGN))) {
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(w->dio_buf, f->dio_tail, f->dio_tail_len);
+    memcpy(w->dio_buf + f->dio_tail_len, data, len);
+    memset(w->dio_buf + have, 0, padded - have);
+    if (pwrite_all(f->fd, w->dio_buf, padded, f->dio_base) != 0)
+        return -1;
+    if (padded != have && ftruncate(f->fd, f->dio_base + (off_t)have) != 0)
+        return -1;
+    size_t full = have / FW_DIO_ALIGN * FW_DIO_ALIGN;
+    f->dio_tail_len = have - full;
+    memcpy(f->dio_tail, w->dio_buf + full, f->dio_tail_len);
+    f->dio_base += (off_t)full;
+    return 0;
+}
+
+/* Opens for writing, with O_DIRECT when the writer asks for it and the file
+ * system takes it (tmpfs does not: plain buffered writes then). */
+static int open_for_append(struct file_writer *w, struct fw_file *f)
+{
+    int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+    if (atomic_load(&w->direct_io)) {
+        int fd = open(f->path, flags | O_DIRECT, 0644);
+        if (fd >= 0) {
+            f->direct = true;
+            return fd;
+        }
+        if (errno != EINVAL)
+            return -1;
+    }
+    f->direct = false;
+    return open(f->path, flags, 0644);
+}
+
 static void do_append(struct file_writer *w, struct fw_file *f, const void *data, size_t len)
 {
     char msg[PATH_MAX + 80];
@@ -378,10 +472,10 @@ static void do_append(struct file_writer *w, struct fw_file *f, const void *data
             file_set_error(f, e, msg);
             return;
         }
-        f->fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        f->fd = open_for_append(w, f);
         if (f->fd < 0 && errno == ENOENT && file_store_mkdir_parent(f->path) == 0)
             /* a sweeper removed the empty folder in between: once more */
-            f->fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            f->fd = open_for_append(w, f);
         if (f->fd < 0) {
             int e = errno;
             snprintf(msg, sizeof msg, "open %s: %s", f->path, strerror(e));
@@ -393,7 +487,7 @@ static void do_append(struct file_writer *w, struct fw_file *f, const void *data
     }
     if (f->fd < 0)
         return;
-    if (write_all(f->fd, data, len) != 0) {
+    if ((f->direct ? dio_write(w, f, data, len) : write_all(f->fd, data, len)) != 0) {
         int e = errno;
         snprintf(msg, sizeof msg, "write %s: %s", f->path, strerror(e));
         file_set_error(f, e, msg);
@@ -452,6 +546,7 @@ static void do_close(struct file_writer *w, struct fw_file *f, fw_closed_fn fn, 
             snprintf(p->res.msg, sizeof p->res.msg, "%s", p->res.err ? f->msg : "");
             p->res.bytes = f->bytes;
             p->res.created = f->opened && f->bytes > 0;
+            p->res.direct_io = f->direct;
             if (!f->cb.loop)
                 deliver_closed(p);
             else if (loop_post(f->cb.loop, deliver_closed, p) != 0) {
@@ -539,7 +634,13 @@ void file_writer_free(struct file_writer *w)
     pthread_join(w->thread, NULL);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    free(w->dio_buf);
     free(w);
+}
+
+void file_writer_set_direct_io(struct file_writer *w, bool on)
+{
+    atomic_store(&w->direct_io, on);
 }
 
 struct fw_file *file_writer_open(struct file_writer *w, const char *path, const struct fw_file_cb *cb)

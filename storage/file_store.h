@@ -73,6 +73,7 @@ struct fw_close_result {
     char msg[256];       /* "" or the failure text */
     uint64_t bytes;      /* bytes written to the file */
     bool created;        /* the file exists (at least one append reached disk) */
+    bool direct_io;      /* it was written with O_DIRECT */
 };
 typedef void (*fw_closed_fn)(void *ctx, const struct fw_close_result *res);
 
@@ -81,6 +82,11 @@ typedef void (*fw_closed_fn)(void *ctx, const struct fw_close_result *res);
  * failure. */
 struct file_writer *file_writer_new(const char *name, size_t queue_max_bytes,
                                     int fsync_interval_ms);
+/* Files opened after this call are written with O_DIRECT (where the file
+ * system supports it): for write-once data such as recordings, which then
+ * cost no page-cache copy. Appends still reach the file before the next op:
+ * the unaligned tail is written padded and the file cut back to size. */
+void file_writer_set_direct_io(struct file_writer *w, bool on);
 /* Writes what is queued (including queued closes, whose on_closed are
  * posted), fsyncs and closes files their owner never closed (no callback),
  * joins the thread, frees. */
