@@ -42,6 +42,7 @@ static const struct opt opts[] = {
     {"live_window_segments", NULL, INT(live_window_segments, 3, 1000, "segments in the live playlist")},
     {"recording_ttl_sec", NULL, INT(recording_ttl_sec, 1, 31536000, "recordings kept after the room ends")},
     {"recording_fsync_interval_ms", NULL, INT(recording_fsync_interval_ms, 100, 600000, "how often a growing recording is fsynced (power-loss window; kill -9 loses nothing written)")},
+    {"recording_direct_io", NULL, INT(recording_direct_io, 0, 1, "write recordings with O_DIRECT (1) or through the page cache (0)")},
     {"sweep_interval_sec", NULL, INT(sweep_interval_sec, 1, 86400, "sweeper period")},
     {"ingest_idle_sec", NULL, INT(ingest_idle_sec, 1, 3600, "no media this long = publisher gone")},
     {"takeover_idle_sec", NULL, INT(takeover_idle_sec, 0, 3600, "idle time before a new publisher may take a key over")},
@@ -77,6 +78,7 @@ void config_defaults(struct config *c)
     c->segment_duration_ms = 2000;
     c->part_duration_ms = 500;
     c->recording_fsync_interval_ms = 10000;
+    c->recording_direct_io = 1;
     c->live_window_segments = 10;
     c->recording_ttl_sec = 21600;
     c->sweep_interval_sec = 60;

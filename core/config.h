@@ -26,6 +26,7 @@ struct config {
     int segment_duration_ms;
     int part_duration_ms;
     int recording_fsync_interval_ms;
+    int recording_direct_io;  /* 1: recordings bypass the page cache (O_DIRECT) */
     int live_window_segments;
     int recording_ttl_sec;
     int sweep_interval_sec;

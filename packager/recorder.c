@@ -404,6 +404,8 @@ struct recorder *recorder_new(const struct recorder_config *cfg)
             free(r);
             return NULL;
         }
+        /* as the gateway's writer with the default recording_direct_io */
+        file_writer_set_direct_io(r->writer, true);
         r->own_writer = true;
     }
     r->state = REC_WAIT;
