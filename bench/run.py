@@ -47,13 +47,14 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-# ROOMS=1: each castgate stream broadcasts into a LIVE room that records, as
-# nginx-rtmp records (`record all`): the CPU and RSS figures are then the
-# comparable ones. Its latency figures are not valid yet: a room joins at the
-# segment after the key went ACTIVE, and the probe matches segments to sent
-# frames by order. ROOMS=0 (default): the key preview (HLS + LL-HLS, no
-# recording), where the latency join is exact.
-ROOMS = os.environ.get("ROOMS", "0") == "1"
+# ROOMS=1 (default): each castgate stream broadcasts into a LIVE room that
+# records (HLS + LL-HLS parts + recording, issue #7's configuration; nginx-rtmp
+# records too, `record all`), so the CPU and RSS figures are the comparable
+# ones. A room goes LIVE after the key went ACTIVE, so its playlist begins
+# mid-stream: the probe joins it to the send log by PROGRAM-DATE-TIME
+# (--join pdt). ROOMS=0: the key preview (HLS + LL-HLS, no recording), whose
+# playlist begins at the stream's first frame (--join order).
+ROOMS = os.environ.get("ROOMS", "1") == "1"
 
 
 def log(msg):
@@ -245,6 +246,8 @@ def wait_for(pred, timeout, what):
 
 class NginxTarget:
     name = "nginx"
+    # hls_fragment_naming timestamp: a fragment's name is its start time
+    join = "name"
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -298,6 +301,7 @@ class NginxTarget:
 
 class CastgateTarget:
     name = "castgate"
+    join = "pdt" if ROOMS else "order"
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -556,7 +560,8 @@ def run_target(t, cfg):
             "late_p99_ms_worst_stream", "threads")}
         res["publisher"]["exit_code"] = pub.returncode
         lat = subprocess.run([sys.executable, os.path.join(HERE, "latency_probe.py"), "analyze",
-                              "--events", events, "--sendlog", sendlog], capture_output=True, text=True)
+                              "--events", events, "--sendlog", sendlog, "--join", t.join],
+                             capture_output=True, text=True)
         res["latency"] = json.loads(lat.stdout) if lat.returncode == 0 else {"error": lat.stderr[-300:]}
         evs = []
         with open(events) as f:
