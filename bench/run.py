@@ -631,6 +631,8 @@ def table(result):
         ("  (after the 1st segment) p50/p95/p99", lambda n: "/".join(
             fmt(get(n, "latency", "parts", "since_end_ms_after_first_segment", q), "%.1f")
             for q in ("p50", "p95", "p99"))),
+        ("publish to first playlist p50/max ms", lambda n: "/".join(
+            fmt(get(n, "latency", "first_playlist_ms", q), "%.0f") for q in ("p50", "max"))),
         ("late segments (> 1 s / cadence)", lambda n: "%s/%s" % (
             fmt(get(n, "errors", "late_segments"), "%d"),
             fmt(get(n, "latency", "segments", "cadence_late"), "%d"))),
