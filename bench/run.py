@@ -97,6 +97,30 @@ def tree_pids(table, roots):
     return pids
 
 
+def thread_ticks(pids, names):
+    """name -> CPU ticks of the threads of pids whose name (comm) is one of
+    names: a long-lived thread's own share of its process's CPU."""
+    out = dict.fromkeys(names, 0)
+    for pid in pids:
+        try:
+            tids = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                    comm = f.read().strip()
+                if comm not in out:
+                    continue
+                with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                    st = f.read()
+            except OSError:
+                continue
+            rest = st[st.rfind(")") + 2:].split()
+            out[comm] += int(rest[11]) + int(rest[12])
+    return out
+
+
 def read_kb(path, field):
     try:
         with open(path) as f:
@@ -112,10 +136,11 @@ class TreeSampler(threading.Thread):
     """Samples CPU ticks (per pid) and memory of the process trees under
     roots every interval seconds until stopped."""
 
-    def __init__(self, roots, interval=1.0):
+    def __init__(self, roots, interval=1.0, threads=()):
         super().__init__(daemon=True)
         self.roots = list(roots)
         self.interval = interval
+        self.threads = tuple(threads)
         self.samples = []
         self.stop_ev = threading.Event()
 
@@ -125,7 +150,8 @@ class TreeSampler(threading.Thread):
         cpu = {p: table[p][1] for p in pids}
         rss = sum(read_kb("/proc/%d/status" % p, "VmRSS") for p in pids)
         pss = sum(read_kb("/proc/%d/smaps_rollup" % p, "Pss") for p in pids)
-        s = {"t": time.monotonic(), "cpu": cpu, "rss_kb": rss, "pss_kb": pss, "nproc": len(pids)}
+        s = {"t": time.monotonic(), "cpu": cpu, "rss_kb": rss, "pss_kb": pss, "nproc": len(pids),
+             "threads": thread_ticks(pids, self.threads) if self.threads else {}}
         self.samples.append(s)
         return s
 
@@ -143,6 +169,11 @@ def cpu_delta_s(a, b):
     appeared in between count from zero)."""
     ticks = sum(t - a["cpu"].get(p, 0) for p, t in b["cpu"].items())
     return ticks / CLK_TCK
+
+
+def thread_delta_s(a, b, name):
+    """CPU seconds the threads called name used between samples a and b."""
+    return (b["threads"].get(name, 0) - a["threads"].get(name, 0)) / CLK_TCK
 
 # ---------------------------------------------------------------- helpers
 
@@ -246,6 +277,7 @@ def wait_for(pred, timeout, what):
 
 class NginxTarget:
     name = "nginx"
+    threads = ()
     # hls_fragment_naming timestamp: a fragment's name is its start time
     join = "name"
 
@@ -272,6 +304,10 @@ class NginxTarget:
 
     def aux_roots(self):
         return {}
+
+    def wait_finalized(self, timeout):
+        """nginx-rtmp's `record all` writes FLV as it goes: nothing to wait for."""
+        return None
 
     def url_template(self):
         return "rtmp://127.0.0.1:%d/live/%%s" % self.rtmp_port
@@ -302,6 +338,9 @@ class NginxTarget:
 class CastgateTarget:
     name = "castgate"
     join = "pdt" if ROOMS else "order"
+    # Remuxes closed recordings into faststart MP4 after the publisher left
+    # (REC-3): its CPU is counted apart from the live media path's.
+    threads = ("finalizer",)
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -431,6 +470,34 @@ class CastgateTarget:
         except (OSError, ValueError):
             return {}
 
+    def wait_finalized(self, timeout):
+        """Polls every room's recordings until none is RECORDING or
+        PROCESSING (each room has at least one file), or timeout seconds.
+        None without rooms (the key preview records nothing)."""
+        if not ROOMS:
+            return None
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        while True:
+            files, rooms_done = [], 0
+            for rid in self.room_ids:
+                st, body = self.api("GET", "/v2/apps/me/video-rooms/%s/recordings" % rid)
+                fl = (body or {}).get("data", {}).get("files") if st == 200 and isinstance(body, dict) else None
+                fl = fl or []
+                files += fl
+                if fl and all(f.get("status") not in ("RECORDING", "PROCESSING") for f in fl):
+                    rooms_done += 1
+            now = time.monotonic()
+            if rooms_done == len(self.room_ids) or now >= deadline:
+                count = lambda st: sum(1 for f in files if f.get("status") == st)  # noqa: E731
+                return {"seconds": round(now - t0, 2), "timed_out": rooms_done < len(self.room_ids),
+                        "timeout_s": timeout, "rooms": len(self.room_ids), "rooms_done": rooms_done,
+                        "files": len(files), "ready": count("READY"), "failed": count("FAILED"),
+                        "pending": count("RECORDING") + count("PROCESSING"),
+                        "bytes": sum(f.get("size") or 0 for f in files),
+                        "media_s": round(sum(f.get("durationMs") or 0 for f in files) / 1000.0, 1)}
+            time.sleep(0.2)
+
     def url_template(self):
         return "rtmp://127.0.0.1:%d/live/%%s" % self.rtmp_port
 
@@ -504,7 +571,7 @@ def run_target(t, cfg):
         load_before = os.getloadavg()
         aux = {name: TreeSampler(pids) for name, pids in t.aux_roots().items()}
         aux_idle = {name: a.sample() for name, a in aux.items()}
-        sampler = TreeSampler(roots, interval=1.0)
+        sampler = TreeSampler(roots, interval=1.0, threads=t.threads)
         idle = sampler.sample()
         sampler.start()
         total = cfg.seconds + cfg.streams * cfg.ramp_ms / 1000.0
@@ -524,9 +591,15 @@ def run_target(t, cfg):
         # averages with the result.
         res["loadavg"] = {"before": [round(x, 2) for x in load_before],
                           "after": [round(x, 2) for x in os.getloadavg()]}
+        # Recordings closed when their publishers left; castgate finalizes
+        # them now (REC-3). Waiting for READY makes the CPU including the
+        # finalizer complete.
+        left = time.monotonic()
+        fin = t.wait_finalized(cfg.finalize_timeout)
+        fin_end = sampler.sample() if fin is not None else None
         # The last segment is closed when the publisher leaves: give the
         # server a moment to publish it before the probe stops.
-        time.sleep(cfg.grace)
+        time.sleep(max(0.0, cfg.grace - (time.monotonic() - left)))
         probe.send_signal(signal.SIGTERM)
         probe.wait(timeout=20)
         sampler.stop()
@@ -534,7 +607,10 @@ def run_target(t, cfg):
         with open(pubstats) as f:
             ps = json.load(f)
         stream_s = ps["stream_seconds"] or 1e-9
-        cpu = cpu_delta_s(idle, end)
+        # The media path's CPU: every thread but the finalizer, from before
+        # the first publisher to after the last left.
+        fin_live = sum(thread_delta_s(idle, end, n) for n in t.threads)
+        cpu = cpu_delta_s(idle, end) - fin_live
         live = [s for s in sampler.samples if s["t"] <= end["t"]]
         rss_live = max(s["rss_kb"] for s in live)
         pss_live = max(s["pss_kb"] for s in live)
@@ -550,6 +626,16 @@ def run_target(t, cfg):
             "pss_live_peak_kb": pss_live,
             "pss_per_stream_kb": round((pss_live - idle["pss_kb"]) / max(1, ps["streams_connected"]), 1),
         }
+        if fin is not None:
+            # ... plus the finalizer's, up to the last recording READY.
+            fin_cpu = sum(thread_delta_s(idle, fin_end, n) for n in t.threads)
+            res["server"].update({
+                "cpu_s_finalizer": round(fin_cpu, 3),
+                "cpu_s_finalizer_while_live": round(fin_live, 3),
+                "cpu_s_incl_finalizer": round(cpu + fin_cpu, 3),
+                "cpu_s_per_stream_second_incl_finalizer": round((cpu + fin_cpu) / stream_s, 6),
+            })
+            res["finalize"] = fin
         # Helpers outside the media path (castgate's PostgreSQL), reported
         # apart from the server's own numbers.
         res["aux"] = {name: {"cpu_s": round(cpu_delta_s(aux_idle[name], aux_end[name]), 3),
@@ -613,6 +699,11 @@ def table(result):
         ("streams connected / requested", lambda n: "%s/%s" % (get(n, "publisher", "streams_connected"),
                                                                get(n, "publisher", "streams_requested"))),
         ("server CPU s per stream-second", lambda n: fmt(get(n, "server", "cpu_s_per_stream_second"), "%.5f")),
+        ("  incl. finalizer (to all READY)", lambda n: fmt(
+            get(n, "server", "cpu_s_per_stream_second_incl_finalizer"), "%.5f")),
+        ("recordings READY / files, finalize s", lambda n: "-" if get(n, "finalize") is None else "%s/%s, %s%s" % (
+            get(n, "finalize", "ready"), get(n, "finalize", "files"), fmt(get(n, "finalize", "seconds"), "%.1f"),
+            " (timed out)" if get(n, "finalize", "timed_out") else "")),
         ("server CPU % of one core (avg)", lambda n: fmt(get(n, "server", "cpu_core_pct_avg"), "%.1f")),
         ("server RSS idle MiB", lambda n: fmt((get(n, "server", "rss_idle_kb") or 0) / 1024, "%.1f")),
         ("server RSS live peak MiB", lambda n: fmt((get(n, "server", "rss_live_peak_kb") or 0) / 1024, "%.1f")),
@@ -680,6 +771,7 @@ def main():
     ap.add_argument("--probe-streams", type=int, default=int(env("PROBE_STREAMS", "5")))
     ap.add_argument("--wrk-seconds", type=int, default=int(env("WRK_SECONDS", "3")))
     ap.add_argument("--grace", type=float, default=float(env("GRACE_SECONDS", "2")))
+    ap.add_argument("--finalize-timeout", type=float, default=float(env("FINALIZE_TIMEOUT", "60")))
     ap.add_argument("--build", default=env("BUILD", "build"))
     ap.add_argument("--out", default=env("BENCH_OUT", os.path.join(HERE, "out")))
     ap.add_argument("--media", default=env("BENCH_MEDIA", ""), help="FLV file (default: MEDIA=720p30)")
@@ -701,7 +793,7 @@ def main():
         "host": {"cpus": os.cpu_count(), "kernel": os.uname().release},
         "config": {"rooms_recording": ROOMS, "streams": cfg.streams, "seconds": cfg.seconds, "ramp_ms": cfg.ramp_ms,
                    "probe_streams": cfg.probe_streams, "media": os.path.basename(cfg.media),
-                   "wrk_seconds": cfg.wrk_seconds},
+                   "wrk_seconds": cfg.wrk_seconds, "finalize_timeout_s": cfg.finalize_timeout},
         "targets": {},
     }
     names = ["nginx", "castgate"] if cfg.target == "both" else [cfg.target]
