@@ -42,6 +42,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -202,14 +203,11 @@ def wrk_once(url, seconds):
     return r
 
 
-def run_wrk(url, seconds, runs=None):
-    """wrk -t2 -c32 against url, WRK_RUNS times (default 3): the run with the
-    median requests/s, and every run's requests/s (the machine is shared, a
-    single short run is noisy)."""
-    if not shutil.which("wrk"):
-        return {"url": url, "skipped": "wrk not installed"}
-    runs = runs or max(1, int(os.environ.get("WRK_RUNS", "3")))
-    results = [wrk_once(url, seconds) for _ in range(runs)]
+def median_run(results):
+    """Of several wrk runs of one URL, the run with the median requests/s
+    (the upper middle one for an even count), with every run's requests/s
+    and the non-2xx count of all: the machine is shared, a single short run
+    is noisy. The first result when no run produced a figure."""
     ok = sorted((r for r in results if r.get("requests_per_s") is not None), key=lambda r: r["requests_per_s"])
     if not ok:
         return results[0]
@@ -217,6 +215,150 @@ def run_wrk(url, seconds, runs=None):
     r["runs_requests_per_s"] = [x.get("requests_per_s") for x in results]
     r["non_2xx"] = sum(x.get("non_2xx") or 0 for x in results)
     return r
+
+
+def run_wrk(url, seconds, runs):
+    """wrk -t2 -c32 against url, runs times: median_run of them."""
+    if not shutil.which("wrk"):
+        return {"url": url, "skipped": "wrk not installed"}
+    return median_run([wrk_once(url, seconds) for _ in range(max(1, runs))])
+
+
+def ratio(a, b, key):
+    """a[key] / b[key] rounded, or None when either is missing or b's is 0."""
+    x, y = (a or {}).get(key), (b or {}).get(key)
+    if x is None or not y:
+        return None
+    return round(x / y, 3)
+
+
+def wrk_alternating(url_a, url_b, seconds, runs):
+    """wrk against url_a, url_b, url_a, url_b ... (runs each): a load
+    change on the shared machine hits both alike. median_run of each."""
+    if not shutil.which("wrk"):
+        return {"skipped": "wrk not installed"}, {"skipped": "wrk not installed"}
+    ra, rb = [], []
+    for _ in range(max(1, runs)):
+        ra.append(wrk_once(url_a, seconds))
+        rb.append(wrk_once(url_b, seconds))
+    return median_run(ra), median_run(rb)
+
+
+# Response headers castgate sends with a segment or playlist that the static
+# nginx sends too, so that both replies are alike beyond the body.
+SAME_HEADERS = ("Content-Type", "Cache-Control", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers")
+
+
+def nginx_location(path, headers):
+    """An nginx `location = PATH` block serving the file at PATH with the
+    given response headers (Content-Type through default_type)."""
+    if not re.match(r"^/[A-Za-z0-9._/-]+$", path) or "/../" in path:
+        raise ValueError("unexpected URL path %r" % path)
+    q = lambda v: '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')  # noqa: E731
+    out = ["        location = %s {" % path]
+    if headers.get("Content-Type"):
+        out.append("            types { }")
+        out.append("            default_type %s;" % q(headers["Content-Type"]))
+    for k in SAME_HEADERS:
+        if k != "Content-Type" and headers.get(k):
+            out.append("            add_header %s %s;" % (k, q(headers[k])))
+    out.append("        }")
+    return "\n".join(out)
+
+
+class StaticNginx:
+    """Plain nginx (Debian's binary, no rtmp module) on its own prefix,
+    conf and free port, serving files: [(url_path, body, headers)]."""
+
+    def __init__(self, cfg, files):
+        self.cfg = cfg
+        self.files = files
+        self.prefix = os.path.join(cfg.out, "nginx-static")
+        self.port = port_setting("NGINX_STATIC_PORT")
+        self.workers = int(os.environ.get("NGINX_WORKERS", "1"))
+        self.bin = shutil.which("nginx") or "/usr/sbin/nginx"
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def start(self):
+        if not os.access(self.bin, os.X_OK):
+            raise Skip("nginx not installed")
+        shutil.rmtree(self.prefix, ignore_errors=True)
+        for d in ("logs", "tmp", "www"):
+            os.makedirs(os.path.join(self.prefix, d))
+        locs = []
+        for path, body, headers in self.files:
+            locs.append(nginx_location(path, headers))
+            fp = os.path.join(self.prefix, "www", path.lstrip("/"))
+            os.makedirs(os.path.dirname(fp), exist_ok=True)
+            with open(fp, "wb") as f:
+                f.write(body)
+        with open(os.path.join(HERE, "nginx_static.conf.in")) as f:
+            conf = f.read()
+        for k, v in (("@PREFIX@", self.prefix), ("@HTTP_PORT@", str(self.port)), ("@WORKERS@", str(self.workers)),
+                     ("@USER_LINE@", "user root;" if os.getuid() == 0 else ""), ("@LOCATIONS@", "\n".join(locs))):
+            conf = conf.replace(k, v)
+        self.conf = os.path.join(self.prefix, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        base = [self.bin, "-p", self.prefix + "/", "-c", self.conf, "-e", os.path.join(self.prefix, "logs", "error.log")]
+        p = subprocess.run(base + ["-t", "-q"], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise Skip("static nginx configuration test failed: %s" % p.stderr.strip()[-300:])
+        p = subprocess.run(base, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise Skip("static nginx did not start: %s" % p.stderr.strip()[-300:])
+        wait_for(lambda: http_status(self.url(self.files[0][0])) == 200, 5, "the static nginx to answer")
+
+    def stop(self):
+        try:
+            with open(os.path.join(self.prefix, "nginx.pid")) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGQUIT)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                os.kill(pid, 0)
+                time.sleep(0.05)
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+
+
+def fetch(url):
+    """GET url: body and the SAME_HEADERS it came with."""
+    with urllib.request.urlopen(url, timeout=10) as r:
+        body = r.read()
+        return body, {k: r.headers.get(k) for k in SAME_HEADERS if r.headers.get(k)}
+
+
+def same_bytes_delivery(cfg, urls):
+    """Downloads the segment and playlist castgate serves, has a plain nginx
+    serve those bytes as static files, and runs wrk alternately against
+    castgate and nginx-static (WRK_RUNS each, median run of each side)."""
+    files = []
+    for u in urls:
+        body, headers = fetch(u)
+        files.append((urllib.parse.urlsplit(u).path, body, headers))
+    st = StaticNginx(cfg, files)
+    st.start()
+    try:
+        out = {"nginx_workers": st.workers, "pick": "median run of %d" % cfg.wrk_runs, "runs": cfg.wrk_runs}
+        for kind, u, (path, body, _) in zip(("segment", "playlist"), urls, files):
+            su = st.url(path)
+            got, _ = fetch(su)
+            if got != body:
+                raise Skip("the static nginx does not serve the bytes castgate served for %s" % path)
+            c, n = wrk_alternating(u, su, cfg.wrk_seconds, cfg.wrk_runs)
+            out[kind] = {"bytes": len(body), "castgate": c, "nginx_static": n,
+                         "ratio_requests_per_s": ratio(c, n, "requests_per_s"),
+                         "ratio_mb_per_s": ratio(c, n, "mb_per_s")}
+        return out
+    finally:
+        st.stop()
 
 
 def run_pkg_cost(cfg):
@@ -318,6 +460,12 @@ class NginxTarget:
     def delivery_urls(self, events):
         base = "http://127.0.0.1:%d/static/" % self.http_port
         return base + "segment.ts", base + "playlist.m3u8"
+
+    def delivery(self, urls, cfg):
+        """nginx-rtmp's own HLS delivery: a 2 s TS segment cut from the
+        media and a 10-entry playlist, as static files (WRK_OWN_RUNS each)."""
+        return {"segment": run_wrk(urls[0], cfg.wrk_seconds, cfg.wrk_own_runs),
+                "playlist": run_wrk(urls[1], cfg.wrk_seconds, cfg.wrk_own_runs)}
 
     def log_errors(self):
         n = 0
@@ -519,6 +667,19 @@ class CastgateTarget:
         seg = pl.rsplit("/", 1)[0] + "/" + pick["uri"].split("?")[0].lstrip("/").split("/")[-1]
         return seg, pl
 
+    def delivery(self, urls, cfg):
+        """wrk alternately against castgate and a plain nginx serving the
+        bytes castgate served for these URLs (same_bytes_delivery); the
+        castgate runs are also the castgate figures."""
+        try:
+            sb = same_bytes_delivery(cfg, urls)
+        except (Skip, OSError, ValueError) as e:
+            log("castgate: same-bytes delivery skipped: %s" % e)
+            return {"segment": run_wrk(urls[0], cfg.wrk_seconds, cfg.wrk_runs),
+                    "playlist": run_wrk(urls[1], cfg.wrk_seconds, cfg.wrk_runs),
+                    "same_bytes": {"skipped": str(e)}}
+        return {"segment": sb["segment"]["castgate"], "playlist": sb["playlist"]["castgate"], "same_bytes": sb}
+
     def log_errors(self):
         n = 0
         try:
@@ -657,8 +818,7 @@ def run_target(t, cfg):
                     evs.append(o)
         urls = t.delivery_urls(evs)
         if urls and all(http_status(u) == 200 for u in urls):
-            res["delivery"] = {"segment": run_wrk(urls[0], cfg.wrk_seconds),
-                               "playlist": run_wrk(urls[1], cfg.wrk_seconds)}
+            res["delivery"] = t.delivery(urls, cfg)
         else:
             res["delivery"] = {"skipped": "no segment left to fetch after the run"}
         res["errors"] = {
@@ -730,6 +890,17 @@ def table(result):
         ("segment GET req/s", lambda n: fmt(get(n, "delivery", "segment", "requests_per_s"), "%.0f")),
         ("segment GET MB/s", lambda n: fmt(get(n, "delivery", "segment", "mb_per_s"), "%.0f")),
         ("playlist GET req/s", lambda n: fmt(get(n, "delivery", "playlist", "requests_per_s"), "%.0f")),
+        ("playlist GET MB/s", lambda n: fmt(get(n, "delivery", "playlist", "mb_per_s"), "%.1f")),
+        ("same bytes, nginx static: segment req/s", lambda n: fmt(
+            get(n, "delivery", "same_bytes", "segment", "nginx_static", "requests_per_s"), "%.0f")),
+        ("  segment MB/s", lambda n: fmt(
+            get(n, "delivery", "same_bytes", "segment", "nginx_static", "mb_per_s"), "%.0f")),
+        ("  playlist req/s", lambda n: fmt(
+            get(n, "delivery", "same_bytes", "playlist", "nginx_static", "requests_per_s"), "%.0f")),
+        ("  playlist MB/s", lambda n: fmt(
+            get(n, "delivery", "same_bytes", "playlist", "nginx_static", "mb_per_s"), "%.1f")),
+        ("  castgate / nginx static req/s seg/pl", lambda n: "/".join(
+            fmt(get(n, "delivery", "same_bytes", k, "ratio_requests_per_s"), "%.2f") for k in ("segment", "playlist"))),
         ("PostgreSQL CPU s (whole run)", lambda n: fmt(get(n, "aux", "postgres", "cpu_s"), "%.2f")),
         ("errors (publish/log/probe)", lambda n: "%s/%s/%s" % (
             get(n, "errors", "publish_failed"), get(n, "errors", "server_log_errors"),
@@ -770,6 +941,8 @@ def main():
     ap.add_argument("--ramp-ms", type=int, default=int(env("RAMP_MS", "100")))
     ap.add_argument("--probe-streams", type=int, default=int(env("PROBE_STREAMS", "5")))
     ap.add_argument("--wrk-seconds", type=int, default=int(env("WRK_SECONDS", "3")))
+    ap.add_argument("--wrk-runs", type=int, default=int(env("WRK_RUNS", "3")))
+    ap.add_argument("--wrk-own-runs", type=int, default=int(env("WRK_OWN_RUNS", "1")))
     ap.add_argument("--grace", type=float, default=float(env("GRACE_SECONDS", "2")))
     ap.add_argument("--finalize-timeout", type=float, default=float(env("FINALIZE_TIMEOUT", "60")))
     ap.add_argument("--build", default=env("BUILD", "build"))
@@ -793,7 +966,8 @@ def main():
         "host": {"cpus": os.cpu_count(), "kernel": os.uname().release},
         "config": {"rooms_recording": ROOMS, "streams": cfg.streams, "seconds": cfg.seconds, "ramp_ms": cfg.ramp_ms,
                    "probe_streams": cfg.probe_streams, "media": os.path.basename(cfg.media),
-                   "wrk_seconds": cfg.wrk_seconds, "finalize_timeout_s": cfg.finalize_timeout},
+                   "wrk_seconds": cfg.wrk_seconds,
+                   "wrk_runs": cfg.wrk_runs, "wrk_own_runs": cfg.wrk_own_runs, "finalize_timeout_s": cfg.finalize_timeout},
         "targets": {},
     }
     names = ["nginx", "castgate"] if cfg.target == "both" else [cfg.target]
