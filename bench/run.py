@@ -932,6 +932,92 @@ def table(result):
     return "\n".join(lines)
 
 
+def dig(o, *path):
+    """o[path[0]][path[1]]..., None where a level is missing."""
+    for p in path:
+        if not isinstance(o, dict):
+            return None
+        o = o.get(p)
+    return o
+
+
+def verdict(measured, threshold, at_most):
+    if measured is None:
+        return "not measured"
+    ok = measured <= threshold if at_most else measured >= threshold
+    return "PASS" if ok else "MISS"
+
+
+def judge_targets(result):
+    """The targets of issue #7 (2.5 Mbit/s 720p30, HLS + LL-HLS parts +
+    recording on), each with the measured value, its threshold and PASS,
+    MISS or "not measured" (with the reason in note)."""
+    cfg = result.get("config", {})
+    cg = result.get("targets", {}).get("castgate") or {}
+    ng = result.get("targets", {}).get("nginx") or {}
+    cg_ok, ng_ok = bool(cg) and not cg.get("skipped"), bool(ng) and not ng.get("skipped")
+    out = []
+
+    def add(name, measured, threshold, unit, at_most, note="", why_not=None):
+        v = "not measured" if why_not else verdict(measured, threshold, at_most)
+        out.append({"target": name, "measured": measured, "threshold": threshold, "unit": unit,
+                    "at_most": at_most, "verdict": v, "note": why_not or note})
+
+    # CPU per stream-second, castgate (without its finalizer) / nginx-rtmp.
+    c, n = dig(cg, "server", "cpu_s_per_stream_second"), dig(ng, "server", "cpu_s_per_stream_second")
+    ci = dig(cg, "server", "cpu_s_per_stream_second_incl_finalizer")
+    why = None
+    if not (cg_ok and ng_ok) or c is None or not n:
+        why = "needs both castgate and nginx-rtmp in the run"
+    elif not cfg.get("rooms_recording"):
+        why = "ROOMS=0: castgate does not record, nginx-rtmp does"
+    add("castgate CPU per stream-second vs nginx-rtmp", None if why else round(c / n, 3), 0.5, "x", True,
+        "" if why or ci is None else "with the finalizer: %.3f x" % (ci / n), why)
+
+    # 300 concurrent streams without a late segment.
+    streams = dig(cg, "publisher", "streams_requested") or cfg.get("streams") or 0
+    connected = dig(cg, "publisher", "streams_connected")
+    late = dig(cg, "errors", "late_segments")
+    cadence = dig(cg, "latency", "segments", "cadence_late")
+    note = "%s/%s streams connected, late segments %s (> 1 s), cadence-late %s, on %s probed streams" % (
+        connected, streams, late, cadence, dig(cg, "latency", "streams"))
+    why = None
+    if not cg_ok:
+        why = "castgate not in the run"
+    elif streams < 300:
+        why = "STREAMS=%d < 300; %s" % (streams, note)
+    bad = None if why or late is None else (late or 0) + (cadence or 0) + (streams - (connected or 0))
+    add(">= 300 concurrent streams without a late segment", bad, 0, "late", True, note, why)
+
+    rss = dig(cg, "server", "rss_per_stream_kb")
+    add("RSS per stream", None if rss is None else round(rss / 1024.0, 2), 4.0, "MiB", True,
+        "", None if cg_ok and rss is not None else "castgate not in the run")
+
+    p99 = dig(cg, "latency", "parts", "since_end_ms_after_first_segment", "p99")
+    p99_all = dig(cg, "latency", "parts", "since_end_ms", "p99")
+    add("part availability p99", p99, 5.0, "ms", True,
+        "after each stream's first segment (all parts: p99 %s ms)" % fmt(p99_all, "%.1f"),
+        None if cg_ok and p99 is not None else "no castgate part latencies")
+
+    for kind in ("segment", "playlist"):
+        r = dig(cg, "delivery", "same_bytes", kind, "ratio_requests_per_s")
+        add("%s delivery vs nginx static, same bytes" % kind, r, 0.8, "x req/s", False,
+            "MB/s: %s x" % fmt(dig(cg, "delivery", "same_bytes", kind, "ratio_mb_per_s"), "%.3f"),
+            None if cg_ok and r is not None else "no same-bytes delivery run")
+    return out
+
+
+def targets_table(targets):
+    lines = ["targets (#7)".ljust(50) + "measured".rjust(16) + "threshold".rjust(18) + "  verdict"]
+    for t in targets:
+        m = "-" if t["measured"] is None else "%g %s" % (t["measured"], t["unit"])
+        th = "%s %g %s" % ("<=" if t["at_most"] else ">=", t["threshold"], t["unit"])
+        lines.append(t["target"].ljust(50) + m.rjust(16) + th.rjust(18) + "  " + t["verdict"])
+        if t["note"]:
+            lines.append("    " + t["note"])
+    return "\n".join(lines)
+
+
 def main():
     env = os.environ.get
     ap = argparse.ArgumentParser(description="castgate benchmark driver")
@@ -988,6 +1074,7 @@ def main():
             rc = 1
     if "castgate" in names:
         result["pkg_cost"] = run_pkg_cost(cfg)
+    result["targets_7"] = judge_targets(result)
     result["wall_s"] = round(time.time() - t0, 1)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = os.path.join(cfg.out, "result-%s.json" % stamp)
@@ -1000,6 +1087,7 @@ def main():
     if pc.get("cpu_per_media_s") is not None:
         print("castgate packaging alone (bench/pkg_cost, in-process): %.5f CPU s per media second"
               % pc["cpu_per_media_s"])
+    print(targets_table(result["targets_7"]))
     print("result: %s (%.0f s)" % (os.path.relpath(path, os.getcwd()), result["wall_s"]))
     for n, r in result["targets"].items():
         if not r.get("skipped") and r.get("publisher", {}).get("streams_failed"):
