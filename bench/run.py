@@ -21,7 +21,7 @@ Writes bench/out/result-<time>.json (+ result-latest.json) and prints a table
 and the issue #7 targets (PASS / MISS / not measured).
 
 Settings (environment or --flag): TARGET=both|nginx|castgate, STREAMS=20,
-DURATION=45 (seconds per stream), RAMP_MS=100, PROBE_STREAMS=5, WRK_SECONDS=2,
+DURATION=45 (seconds per stream), RAMP_MS=100, PROBE_STREAMS=5, WRK_SECONDS=3,
 WRK_RUNS=3, WRK_OWN_RUNS=1, FINALIZE_TIMEOUT=60, ROOMS=1, NGINX_WORKERS=1,
 MEDIA=720p30|1080p60, BUILD=build, BENCH_OUT=bench/out. castgate is skipped,
 with the reason in the result, when $BUILD/castgate is missing or does not
@@ -1044,7 +1044,7 @@ def main():
     ap.add_argument("--seconds", "--duration", type=float, default=float(env("DURATION", "45")))
     ap.add_argument("--ramp-ms", type=int, default=int(env("RAMP_MS", "100")))
     ap.add_argument("--probe-streams", type=int, default=int(env("PROBE_STREAMS", "5")))
-    ap.add_argument("--wrk-seconds", type=int, default=int(env("WRK_SECONDS", "2")))
+    ap.add_argument("--wrk-seconds", type=int, default=int(env("WRK_SECONDS", "3")))
     ap.add_argument("--wrk-runs", type=int, default=int(env("WRK_RUNS", "3")))
     ap.add_argument("--wrk-own-runs", type=int, default=int(env("WRK_OWN_RUNS", "1")))
     ap.add_argument("--grace", type=float, default=float(env("GRACE_SECONDS", "2")))
