@@ -1022,6 +1022,10 @@ def judge_targets(result):
         add("%s delivery vs nginx static, same bytes" % kind, r, 0.8, "x req/s", False,
             "MB/s: %s x" % fmt(dig(cg, "delivery", "same_bytes", kind, "ratio_mb_per_s"), "%.3f"),
             None if cg_ok and r is not None else "no same-bytes delivery run")
+    if not cfg.get("rooms_recording"):
+        for t in out:
+            if t["verdict"] != "not measured":
+                t["note"] = "; ".join(x for x in (t["note"], "ROOMS=0: recording off, not #7's configuration") if x)
     return out
 
 

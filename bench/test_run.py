@@ -129,6 +129,10 @@ class TargetTests(unittest.TestCase):
         t = by_name(run.judge_targets(result(rooms=False)))
         self.assertEqual(t["castgate CPU"]["verdict"], "not measured")
         self.assertIn("ROOMS=0", t["castgate CPU"]["note"])
+        # the others are judged, but flagged as not the configuration
+        self.assertEqual(t["RSS per"]["verdict"], "PASS")
+        self.assertIn("recording off", t["RSS per"]["note"])
+        self.assertNotIn("recording off", by_name(run.judge_targets(result()))["RSS per"]["note"])
         r = result()
         del r["targets"]["castgate"]["delivery"]
         self.assertEqual(by_name(run.judge_targets(r))["segment delivery"]["verdict"], "not measured")
