@@ -37,6 +37,9 @@ the load publisher is still writing its send log:
                                  the packaging + publication delay.
            With EXT-X-PROGRAM-DATE-TIME, appeared - PDT is reported as well.
            A segment is late when since_end > --late-ms.
+           first_playlist = the first playlist that lists anything (a segment
+           or a part) - send time of the stream's first frame: publish to
+           first playable playlist (nginx: polled, so up to --poll-ms more).
 
 Python standard library only.
 """
@@ -383,9 +386,12 @@ def cmd_analyze(args):
     late = 0
     unmatched = 0
     gaps = []
+    first_playlist = []
     join_modes = set()
     for label, evs in by_stream.items():
         frames = sendlog.get(label)
+        if frames and frames[1] and evs:
+            first_playlist.append((min(e["seen_us"] for e in evs) - min(frames[1])) / 1000.0)
         segs = sorted((e for e in evs if e["kind"] == "segment"), key=lambda e: e["msn"])
         parts = sorted((e for e in evs if e["kind"] == "part"), key=lambda e: (e["msn"], e["part"]))
         # Media start of each segment.
@@ -471,6 +477,7 @@ def cmd_analyze(args):
     out["segments"]["since_end_ms_after_first"] = summary(seg_end_steady)
     out["parts"] = {"since_first_frame_ms": summary(part_first), "since_end_ms": summary(part_end),
                     "since_end_ms_after_first_segment": summary(part_end_steady)}
+    out["first_playlist_ms"] = summary(first_playlist)
     if pdt_lat:
         out["segments"]["since_pdt_ms"] = summary(pdt_lat)
     text = json.dumps(out, indent=2)

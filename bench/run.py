@@ -6,25 +6,35 @@ For each target (nginx-rtmp, castgate; default both, one after the other):
   2. start the latency probe on the first PROBE_STREAMS streams;
   3. publish STREAMS copies of the generated FLV (MEDIA) for DURATION s each with
      build/bench/loadpub (ramped RAMP_MS apart), sampling every process of
-     the server (utime+stime from /proc/PID/stat, VmRSS and Pss) once a
-     second on a thread of this driver;
-  4. stop the probe, join its events with the publisher's send log;
-  5. wrk against a segment and a playlist (delivery requests/s, MB/s);
-  6. stop the server.
-Writes bench/out/result-<time>.json (+ result-latest.json) and prints a table.
+     the server (utime+stime from /proc/PID/stat, VmRSS and Pss; castgate's
+     finalizer thread from /proc/PID/task/*/stat) once a second on a thread
+     of this driver;
+  4. castgate with rooms: wait until every recording is READY
+     (FINALIZE_TIMEOUT), for the CPU including the finalizer;
+  5. stop the probe, join its events with the publisher's send log;
+  6. delivery: nginx-rtmp, wrk against its static segment and playlist
+     (WRK_OWN_RUNS); castgate, its segment and playlist bytes are served by
+     a plain nginx as static files and wrk runs alternately against
+     castgate and that nginx (WRK_RUNS each);
+  7. stop the server.
+Writes bench/out/result-<time>.json (+ result-latest.json) and prints a table
+and the issue #7 targets (PASS / MISS / not measured).
 
 Settings (environment or --flag): TARGET=both|nginx|castgate, STREAMS=20,
-DURATION=60 (seconds per stream), RAMP_MS=100, PROBE_STREAMS=5, WRK_SECONDS=3,
-MEDIA=720p30|1080p60, BUILD=build,
-BENCH_OUT=bench/out. castgate is skipped, with the reason in the result,
-when $BUILD/castgate is missing or does not start.
+DURATION=45 (seconds per stream), RAMP_MS=100, PROBE_STREAMS=5, WRK_SECONDS=3,
+WRK_RUNS=3, WRK_OWN_RUNS=1, FINALIZE_TIMEOUT=60, ROOMS=1, NGINX_WORKERS=1,
+MEDIA=720p30|1080p60, BUILD=build, BENCH_OUT=bench/out. castgate is skipped,
+with the reason in the result, when $BUILD/castgate is missing or does not
+start.
 
 castgate path: PostgreSQL from $DATABASE_URL, else `sh scripts/pg.sh start`
 (DATABASE_URL read from its output); `castgate serve` with CASTGATE_* env,
 waits for its `ready rtmp=... http=...` log line; `castgate app create bench
 --json`; one member per stream (POST /v2/apps/me/members) and its stream key
-(GET /v2/apps/me/members/{appUserId}/stream-key: streamKey, id); publishes to
-rtmp://127.0.0.1:PORT/live/KEY and probes /hls/keys/{id}/media.m3u8.
+(GET /v2/apps/me/members/{appUserId}/stream-key: streamKey, id); with ROOMS=1
+a BROADCAST_RTMP room per member (autoStart, recording on by default);
+publishes to rtmp://127.0.0.1:PORT/live/KEY and probes
+/hls/rooms/{id}/media.m3u8 (ROOMS=0: /hls/keys/{id}/media.m3u8).
 
 Python standard library only.
 """
@@ -42,18 +52,20 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-# ROOMS=1: each castgate stream broadcasts into a LIVE room that records, as
-# nginx-rtmp records (`record all`): the CPU and RSS figures are then the
-# comparable ones. Its latency figures are not valid yet: a room joins at the
-# segment after the key went ACTIVE, and the probe matches segments to sent
-# frames by order. ROOMS=0 (default): the key preview (HLS + LL-HLS, no
-# recording), where the latency join is exact.
-ROOMS = os.environ.get("ROOMS", "0") == "1"
+# ROOMS=1 (default): each castgate stream broadcasts into a LIVE room that
+# records (HLS + LL-HLS parts + recording, issue #7's configuration; nginx-rtmp
+# records too, `record all`), so the CPU and RSS figures are the comparable
+# ones. A room goes LIVE after the key went ACTIVE, so its playlist begins
+# mid-stream: the probe joins it to the send log by PROGRAM-DATE-TIME
+# (--join pdt). ROOMS=0: the key preview (HLS + LL-HLS, no recording), whose
+# playlist begins at the stream's first frame (--join order).
+ROOMS = os.environ.get("ROOMS", "1") == "1"
 
 
 def log(msg):
@@ -96,6 +108,30 @@ def tree_pids(table, roots):
     return pids
 
 
+def thread_ticks(pids, names):
+    """name -> CPU ticks of the threads of pids whose name (comm) is one of
+    names: a long-lived thread's own share of its process's CPU."""
+    out = dict.fromkeys(names, 0)
+    for pid in pids:
+        try:
+            tids = os.listdir("/proc/%d/task" % pid)
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                    comm = f.read().strip()
+                if comm not in out:
+                    continue
+                with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                    st = f.read()
+            except OSError:
+                continue
+            rest = st[st.rfind(")") + 2:].split()
+            out[comm] += int(rest[11]) + int(rest[12])
+    return out
+
+
 def read_kb(path, field):
     try:
         with open(path) as f:
@@ -111,10 +147,11 @@ class TreeSampler(threading.Thread):
     """Samples CPU ticks (per pid) and memory of the process trees under
     roots every interval seconds until stopped."""
 
-    def __init__(self, roots, interval=1.0):
+    def __init__(self, roots, interval=1.0, threads=()):
         super().__init__(daemon=True)
         self.roots = list(roots)
         self.interval = interval
+        self.threads = tuple(threads)
         self.samples = []
         self.stop_ev = threading.Event()
 
@@ -124,7 +161,8 @@ class TreeSampler(threading.Thread):
         cpu = {p: table[p][1] for p in pids}
         rss = sum(read_kb("/proc/%d/status" % p, "VmRSS") for p in pids)
         pss = sum(read_kb("/proc/%d/smaps_rollup" % p, "Pss") for p in pids)
-        s = {"t": time.monotonic(), "cpu": cpu, "rss_kb": rss, "pss_kb": pss, "nproc": len(pids)}
+        s = {"t": time.monotonic(), "cpu": cpu, "rss_kb": rss, "pss_kb": pss, "nproc": len(pids),
+             "threads": thread_ticks(pids, self.threads) if self.threads else {}}
         self.samples.append(s)
         return s
 
@@ -142,6 +180,11 @@ def cpu_delta_s(a, b):
     appeared in between count from zero)."""
     ticks = sum(t - a["cpu"].get(p, 0) for p, t in b["cpu"].items())
     return ticks / CLK_TCK
+
+
+def thread_delta_s(a, b, name):
+    """CPU seconds the threads called name used between samples a and b."""
+    return (b["threads"].get(name, 0) - a["threads"].get(name, 0)) / CLK_TCK
 
 # ---------------------------------------------------------------- helpers
 
@@ -170,14 +213,11 @@ def wrk_once(url, seconds):
     return r
 
 
-def run_wrk(url, seconds, runs=None):
-    """wrk -t2 -c32 against url, WRK_RUNS times (default 3): the run with the
-    median requests/s, and every run's requests/s (the machine is shared, a
-    single short run is noisy)."""
-    if not shutil.which("wrk"):
-        return {"url": url, "skipped": "wrk not installed"}
-    runs = runs or max(1, int(os.environ.get("WRK_RUNS", "3")))
-    results = [wrk_once(url, seconds) for _ in range(runs)]
+def median_run(results):
+    """Of several wrk runs of one URL, the run with the median requests/s
+    (the upper middle one for an even count), with every run's requests/s
+    and the non-2xx count of all: the machine is shared, a single short run
+    is noisy. The first result when no run produced a figure."""
     ok = sorted((r for r in results if r.get("requests_per_s") is not None), key=lambda r: r["requests_per_s"])
     if not ok:
         return results[0]
@@ -185,6 +225,150 @@ def run_wrk(url, seconds, runs=None):
     r["runs_requests_per_s"] = [x.get("requests_per_s") for x in results]
     r["non_2xx"] = sum(x.get("non_2xx") or 0 for x in results)
     return r
+
+
+def run_wrk(url, seconds, runs):
+    """wrk -t2 -c32 against url, runs times: median_run of them."""
+    if not shutil.which("wrk"):
+        return {"url": url, "skipped": "wrk not installed"}
+    return median_run([wrk_once(url, seconds) for _ in range(max(1, runs))])
+
+
+def ratio(a, b, key):
+    """a[key] / b[key] rounded, or None when either is missing or b's is 0."""
+    x, y = (a or {}).get(key), (b or {}).get(key)
+    if x is None or not y:
+        return None
+    return round(x / y, 3)
+
+
+def wrk_alternating(url_a, url_b, seconds, runs):
+    """wrk against url_a, url_b, url_a, url_b ... (runs each): a load
+    change on the shared machine hits both alike. median_run of each."""
+    if not shutil.which("wrk"):
+        return {"skipped": "wrk not installed"}, {"skipped": "wrk not installed"}
+    ra, rb = [], []
+    for _ in range(max(1, runs)):
+        ra.append(wrk_once(url_a, seconds))
+        rb.append(wrk_once(url_b, seconds))
+    return median_run(ra), median_run(rb)
+
+
+# Response headers castgate sends with a segment or playlist that the static
+# nginx sends too, so that both replies are alike beyond the body.
+SAME_HEADERS = ("Content-Type", "Cache-Control", "Access-Control-Allow-Origin", "Access-Control-Expose-Headers")
+
+
+def nginx_location(path, headers):
+    """An nginx `location = PATH` block serving the file at PATH with the
+    given response headers (Content-Type through default_type)."""
+    if not re.match(r"^/[A-Za-z0-9._/-]+$", path) or "/../" in path:
+        raise ValueError("unexpected URL path %r" % path)
+    q = lambda v: '"%s"' % v.replace("\\", "\\\\").replace('"', '\\"')  # noqa: E731
+    out = ["        location = %s {" % path]
+    if headers.get("Content-Type"):
+        out.append("            types { }")
+        out.append("            default_type %s;" % q(headers["Content-Type"]))
+    for k in SAME_HEADERS:
+        if k != "Content-Type" and headers.get(k):
+            out.append("            add_header %s %s;" % (k, q(headers[k])))
+    out.append("        }")
+    return "\n".join(out)
+
+
+class StaticNginx:
+    """Plain nginx (Debian's binary, no rtmp module) on its own prefix,
+    conf and free port, serving files: [(url_path, body, headers)]."""
+
+    def __init__(self, cfg, files):
+        self.cfg = cfg
+        self.files = files
+        self.prefix = os.path.join(cfg.out, "nginx-static")
+        self.port = port_setting("NGINX_STATIC_PORT")
+        self.workers = int(os.environ.get("NGINX_WORKERS", "1"))
+        self.bin = shutil.which("nginx") or "/usr/sbin/nginx"
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def start(self):
+        if not os.access(self.bin, os.X_OK):
+            raise Skip("nginx not installed")
+        shutil.rmtree(self.prefix, ignore_errors=True)
+        for d in ("logs", "tmp", "www"):
+            os.makedirs(os.path.join(self.prefix, d))
+        locs = []
+        for path, body, headers in self.files:
+            locs.append(nginx_location(path, headers))
+            fp = os.path.join(self.prefix, "www", path.lstrip("/"))
+            os.makedirs(os.path.dirname(fp), exist_ok=True)
+            with open(fp, "wb") as f:
+                f.write(body)
+        with open(os.path.join(HERE, "nginx_static.conf.in")) as f:
+            conf = f.read()
+        for k, v in (("@PREFIX@", self.prefix), ("@HTTP_PORT@", str(self.port)), ("@WORKERS@", str(self.workers)),
+                     ("@USER_LINE@", "user root;" if os.getuid() == 0 else ""), ("@LOCATIONS@", "\n".join(locs))):
+            conf = conf.replace(k, v)
+        self.conf = os.path.join(self.prefix, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        base = [self.bin, "-p", self.prefix + "/", "-c", self.conf, "-e", os.path.join(self.prefix, "logs", "error.log")]
+        p = subprocess.run(base + ["-t", "-q"], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise Skip("static nginx configuration test failed: %s" % p.stderr.strip()[-300:])
+        p = subprocess.run(base, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise Skip("static nginx did not start: %s" % p.stderr.strip()[-300:])
+        wait_for(lambda: http_status(self.url(self.files[0][0])) == 200, 5, "the static nginx to answer")
+
+    def stop(self):
+        try:
+            with open(os.path.join(self.prefix, "nginx.pid")) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, signal.SIGQUIT)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                os.kill(pid, 0)
+                time.sleep(0.05)
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+
+
+def fetch(url):
+    """GET url: body and the SAME_HEADERS it came with."""
+    with urllib.request.urlopen(url, timeout=10) as r:
+        body = r.read()
+        return body, {k: r.headers.get(k) for k in SAME_HEADERS if r.headers.get(k)}
+
+
+def same_bytes_delivery(cfg, urls):
+    """Downloads the segment and playlist castgate serves, has a plain nginx
+    serve those bytes as static files, and runs wrk alternately against
+    castgate and nginx-static (WRK_RUNS each, median run of each side)."""
+    files = []
+    for u in urls:
+        body, headers = fetch(u)
+        files.append((urllib.parse.urlsplit(u).path, body, headers))
+    st = StaticNginx(cfg, files)
+    st.start()
+    try:
+        out = {"nginx_workers": st.workers, "pick": "median run of %d" % cfg.wrk_runs, "runs": cfg.wrk_runs}
+        for kind, u, (path, body, _) in zip(("segment", "playlist"), urls, files):
+            su = st.url(path)
+            got, _ = fetch(su)
+            if got != body:
+                raise Skip("the static nginx does not serve the bytes castgate served for %s" % path)
+            c, n = wrk_alternating(u, su, cfg.wrk_seconds, cfg.wrk_runs)
+            out[kind] = {"bytes": len(body), "castgate": c, "nginx_static": n,
+                         "ratio_requests_per_s": ratio(c, n, "requests_per_s"),
+                         "ratio_mb_per_s": ratio(c, n, "mb_per_s")}
+        return out
+    finally:
+        st.stop()
 
 
 def run_pkg_cost(cfg):
@@ -245,6 +429,9 @@ def wait_for(pred, timeout, what):
 
 class NginxTarget:
     name = "nginx"
+    threads = ()
+    # hls_fragment_naming timestamp: a fragment's name is its start time
+    join = "name"
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -270,6 +457,10 @@ class NginxTarget:
     def aux_roots(self):
         return {}
 
+    def wait_finalized(self, timeout):
+        """nginx-rtmp's `record all` writes FLV as it goes: nothing to wait for."""
+        return None
+
     def url_template(self):
         return "rtmp://127.0.0.1:%d/live/%%s" % self.rtmp_port
 
@@ -279,6 +470,12 @@ class NginxTarget:
     def delivery_urls(self, events):
         base = "http://127.0.0.1:%d/static/" % self.http_port
         return base + "segment.ts", base + "playlist.m3u8"
+
+    def delivery(self, urls, cfg):
+        """nginx-rtmp's own HLS delivery: a 2 s TS segment cut from the
+        media and a 10-entry playlist, as static files (WRK_OWN_RUNS each)."""
+        return {"segment": run_wrk(urls[0], cfg.wrk_seconds, cfg.wrk_own_runs),
+                "playlist": run_wrk(urls[1], cfg.wrk_seconds, cfg.wrk_own_runs)}
 
     def log_errors(self):
         n = 0
@@ -298,6 +495,10 @@ class NginxTarget:
 
 class CastgateTarget:
     name = "castgate"
+    join = "pdt" if ROOMS else "order"
+    # Remuxes closed recordings into faststart MP4 after the publisher left
+    # (REC-3): its CPU is counted apart from the live media path's.
+    threads = ("finalizer",)
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -427,6 +628,34 @@ class CastgateTarget:
         except (OSError, ValueError):
             return {}
 
+    def wait_finalized(self, timeout):
+        """Polls every room's recordings until none is RECORDING or
+        PROCESSING (each room has at least one file), or timeout seconds.
+        None without rooms (the key preview records nothing)."""
+        if not ROOMS:
+            return None
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        while True:
+            files, rooms_done = [], 0
+            for rid in self.room_ids:
+                st, body = self.api("GET", "/v2/apps/me/video-rooms/%s/recordings" % rid)
+                fl = (body or {}).get("data", {}).get("files") if st == 200 and isinstance(body, dict) else None
+                fl = fl or []
+                files += fl
+                if fl and all(f.get("status") not in ("RECORDING", "PROCESSING") for f in fl):
+                    rooms_done += 1
+            now = time.monotonic()
+            if rooms_done == len(self.room_ids) or now >= deadline:
+                count = lambda st: sum(1 for f in files if f.get("status") == st)  # noqa: E731
+                return {"seconds": round(now - t0, 2), "timed_out": rooms_done < len(self.room_ids),
+                        "timeout_s": timeout, "rooms": len(self.room_ids), "rooms_done": rooms_done,
+                        "files": len(files), "ready": count("READY"), "failed": count("FAILED"),
+                        "pending": count("RECORDING") + count("PROCESSING"),
+                        "bytes": sum(f.get("size") or 0 for f in files),
+                        "media_s": round(sum(f.get("durationMs") or 0 for f in files) / 1000.0, 1)}
+            time.sleep(0.2)
+
     def url_template(self):
         return "rtmp://127.0.0.1:%d/live/%%s" % self.rtmp_port
 
@@ -447,6 +676,19 @@ class CastgateTarget:
         pick = segs[-2] if len(segs) > 1 else segs[-1]
         seg = pl.rsplit("/", 1)[0] + "/" + pick["uri"].split("?")[0].lstrip("/").split("/")[-1]
         return seg, pl
+
+    def delivery(self, urls, cfg):
+        """wrk alternately against castgate and a plain nginx serving the
+        bytes castgate served for these URLs (same_bytes_delivery); the
+        castgate runs are also the castgate figures."""
+        try:
+            sb = same_bytes_delivery(cfg, urls)
+        except (Skip, OSError, ValueError) as e:
+            log("castgate: same-bytes delivery skipped: %s" % e)
+            return {"segment": run_wrk(urls[0], cfg.wrk_seconds, cfg.wrk_runs),
+                    "playlist": run_wrk(urls[1], cfg.wrk_seconds, cfg.wrk_runs),
+                    "same_bytes": {"skipped": str(e)}}
+        return {"segment": sb["segment"]["castgate"], "playlist": sb["playlist"]["castgate"], "same_bytes": sb}
 
     def log_errors(self):
         n = 0
@@ -482,7 +724,9 @@ def run_target(t, cfg):
     wd = os.path.join(cfg.out, "run-" + t.name)
     shutil.rmtree(wd, ignore_errors=True)
     os.makedirs(wd)
+    marks = [("start", time.monotonic())]
     roots = t.start()
+    marks.append(("setup", time.monotonic()))
     try:
         keys = t.keys(cfg.streams)
         keys_file = os.path.join(wd, "keys.txt")
@@ -500,7 +744,7 @@ def run_target(t, cfg):
         load_before = os.getloadavg()
         aux = {name: TreeSampler(pids) for name, pids in t.aux_roots().items()}
         aux_idle = {name: a.sample() for name, a in aux.items()}
-        sampler = TreeSampler(roots, interval=1.0)
+        sampler = TreeSampler(roots, interval=1.0, threads=t.threads)
         idle = sampler.sample()
         sampler.start()
         total = cfg.seconds + cfg.streams * cfg.ramp_ms / 1000.0
@@ -515,14 +759,22 @@ def run_target(t, cfg):
                                   "--stats-json", pubstats, "--sendlog", sendlog],
                                  stdout=lf, stderr=subprocess.STDOUT, timeout=total + 60)
         end = sampler.sample()
+        marks.append(("publish", time.monotonic()))
         aux_end = {name: a.sample() for name, a in aux.items()}
         # Other work on the machine skews every number here: keep the load
         # averages with the result.
         res["loadavg"] = {"before": [round(x, 2) for x in load_before],
                           "after": [round(x, 2) for x in os.getloadavg()]}
+        # Recordings closed when their publishers left; castgate finalizes
+        # them now (REC-3). Waiting for READY makes the CPU including the
+        # finalizer complete.
+        left = time.monotonic()
+        fin = t.wait_finalized(cfg.finalize_timeout)
+        fin_end = sampler.sample() if fin is not None else None
+        marks.append(("finalize", time.monotonic()))
         # The last segment is closed when the publisher leaves: give the
         # server a moment to publish it before the probe stops.
-        time.sleep(cfg.grace)
+        time.sleep(max(0.0, cfg.grace - (time.monotonic() - left)))
         probe.send_signal(signal.SIGTERM)
         probe.wait(timeout=20)
         sampler.stop()
@@ -530,7 +782,10 @@ def run_target(t, cfg):
         with open(pubstats) as f:
             ps = json.load(f)
         stream_s = ps["stream_seconds"] or 1e-9
-        cpu = cpu_delta_s(idle, end)
+        # The media path's CPU: every thread but the finalizer, from before
+        # the first publisher to after the last left.
+        fin_live = sum(thread_delta_s(idle, end, n) for n in t.threads)
+        cpu = cpu_delta_s(idle, end) - fin_live
         live = [s for s in sampler.samples if s["t"] <= end["t"]]
         rss_live = max(s["rss_kb"] for s in live)
         pss_live = max(s["pss_kb"] for s in live)
@@ -546,6 +801,16 @@ def run_target(t, cfg):
             "pss_live_peak_kb": pss_live,
             "pss_per_stream_kb": round((pss_live - idle["pss_kb"]) / max(1, ps["streams_connected"]), 1),
         }
+        if fin is not None:
+            # ... plus the finalizer's, up to the last recording READY.
+            fin_cpu = sum(thread_delta_s(idle, fin_end, n) for n in t.threads)
+            res["server"].update({
+                "cpu_s_finalizer": round(fin_cpu, 3),
+                "cpu_s_finalizer_while_live": round(fin_live, 3),
+                "cpu_s_incl_finalizer": round(cpu + fin_cpu, 3),
+                "cpu_s_per_stream_second_incl_finalizer": round((cpu + fin_cpu) / stream_s, 6),
+            })
+            res["finalize"] = fin
         # Helpers outside the media path (castgate's PostgreSQL), reported
         # apart from the server's own numbers.
         res["aux"] = {name: {"cpu_s": round(cpu_delta_s(aux_idle[name], aux_end[name]), 3),
@@ -556,7 +821,8 @@ def run_target(t, cfg):
             "late_p99_ms_worst_stream", "threads")}
         res["publisher"]["exit_code"] = pub.returncode
         lat = subprocess.run([sys.executable, os.path.join(HERE, "latency_probe.py"), "analyze",
-                              "--events", events, "--sendlog", sendlog], capture_output=True, text=True)
+                              "--events", events, "--sendlog", sendlog, "--join", t.join],
+                             capture_output=True, text=True)
         res["latency"] = json.loads(lat.stdout) if lat.returncode == 0 else {"error": lat.stderr[-300:]}
         evs = []
         with open(events) as f:
@@ -564,10 +830,10 @@ def run_target(t, cfg):
                 o = json.loads(line)
                 if "meta" not in o:
                     evs.append(o)
+        marks.append(("probe", time.monotonic()))
         urls = t.delivery_urls(evs)
         if urls and all(http_status(u) == 200 for u in urls):
-            res["delivery"] = {"segment": run_wrk(urls[0], cfg.wrk_seconds),
-                               "playlist": run_wrk(urls[1], cfg.wrk_seconds)}
+            res["delivery"] = t.delivery(urls, cfg)
         else:
             res["delivery"] = {"skipped": "no segment left to fetch after the run"}
         res["errors"] = {
@@ -580,6 +846,9 @@ def run_target(t, cfg):
         res["files"] = {"dir": wd}
     finally:
         t.stop()
+    marks.append(("delivery_and_stop", time.monotonic()))
+    # Where the wall time went (the default run has to stay under 3 minutes).
+    res["phases_s"] = {m[0]: round(m[1] - p[1], 1) for p, m in zip(marks, marks[1:])}
     return res
 
 # ---------------------------------------------------------------- report
@@ -608,6 +877,11 @@ def table(result):
         ("streams connected / requested", lambda n: "%s/%s" % (get(n, "publisher", "streams_connected"),
                                                                get(n, "publisher", "streams_requested"))),
         ("server CPU s per stream-second", lambda n: fmt(get(n, "server", "cpu_s_per_stream_second"), "%.5f")),
+        ("  incl. finalizer (to all READY)", lambda n: fmt(
+            get(n, "server", "cpu_s_per_stream_second_incl_finalizer"), "%.5f")),
+        ("recordings READY / files, finalize s", lambda n: "-" if get(n, "finalize") is None else "%s/%s, %s%s" % (
+            get(n, "finalize", "ready"), get(n, "finalize", "files"), fmt(get(n, "finalize", "seconds"), "%.1f"),
+            " (timed out)" if get(n, "finalize", "timed_out") else "")),
         ("server CPU % of one core (avg)", lambda n: fmt(get(n, "server", "cpu_core_pct_avg"), "%.1f")),
         ("server RSS idle MiB", lambda n: fmt((get(n, "server", "rss_idle_kb") or 0) / 1024, "%.1f")),
         ("server RSS live peak MiB", lambda n: fmt((get(n, "server", "rss_live_peak_kb") or 0) / 1024, "%.1f")),
@@ -626,12 +900,25 @@ def table(result):
         ("  (after the 1st segment) p50/p95/p99", lambda n: "/".join(
             fmt(get(n, "latency", "parts", "since_end_ms_after_first_segment", q), "%.1f")
             for q in ("p50", "p95", "p99"))),
+        ("publish to first playlist p50/max ms", lambda n: "/".join(
+            fmt(get(n, "latency", "first_playlist_ms", q), "%.0f") for q in ("p50", "max"))),
         ("late segments (> 1 s / cadence)", lambda n: "%s/%s" % (
             fmt(get(n, "errors", "late_segments"), "%d"),
             fmt(get(n, "latency", "segments", "cadence_late"), "%d"))),
         ("segment GET req/s", lambda n: fmt(get(n, "delivery", "segment", "requests_per_s"), "%.0f")),
         ("segment GET MB/s", lambda n: fmt(get(n, "delivery", "segment", "mb_per_s"), "%.0f")),
         ("playlist GET req/s", lambda n: fmt(get(n, "delivery", "playlist", "requests_per_s"), "%.0f")),
+        ("playlist GET MB/s", lambda n: fmt(get(n, "delivery", "playlist", "mb_per_s"), "%.1f")),
+        ("same bytes, nginx static: segment req/s", lambda n: fmt(
+            get(n, "delivery", "same_bytes", "segment", "nginx_static", "requests_per_s"), "%.0f")),
+        ("  segment MB/s", lambda n: fmt(
+            get(n, "delivery", "same_bytes", "segment", "nginx_static", "mb_per_s"), "%.0f")),
+        ("  playlist req/s", lambda n: fmt(
+            get(n, "delivery", "same_bytes", "playlist", "nginx_static", "requests_per_s"), "%.0f")),
+        ("  playlist MB/s", lambda n: fmt(
+            get(n, "delivery", "same_bytes", "playlist", "nginx_static", "mb_per_s"), "%.1f")),
+        ("  castgate / nginx static req/s seg/pl", lambda n: "/".join(
+            fmt(get(n, "delivery", "same_bytes", k, "ratio_requests_per_s"), "%.2f") for k in ("segment", "playlist"))),
         ("PostgreSQL CPU s (whole run)", lambda n: fmt(get(n, "aux", "postgres", "cpu_s"), "%.2f")),
         ("errors (publish/log/probe)", lambda n: "%s/%s/%s" % (
             get(n, "errors", "publish_failed"), get(n, "errors", "server_log_errors"),
@@ -663,16 +950,109 @@ def table(result):
     return "\n".join(lines)
 
 
+def dig(o, *path):
+    """o[path[0]][path[1]]..., None where a level is missing."""
+    for p in path:
+        if not isinstance(o, dict):
+            return None
+        o = o.get(p)
+    return o
+
+
+def verdict(measured, threshold, at_most):
+    if measured is None:
+        return "not measured"
+    ok = measured <= threshold if at_most else measured >= threshold
+    return "PASS" if ok else "MISS"
+
+
+def judge_targets(result):
+    """The targets of issue #7 (2.5 Mbit/s 720p30, HLS + LL-HLS parts +
+    recording on), each with the measured value, its threshold and PASS,
+    MISS or "not measured" (with the reason in note)."""
+    cfg = result.get("config", {})
+    cg = result.get("targets", {}).get("castgate") or {}
+    ng = result.get("targets", {}).get("nginx") or {}
+    cg_ok, ng_ok = bool(cg) and not cg.get("skipped"), bool(ng) and not ng.get("skipped")
+    out = []
+
+    def add(name, measured, threshold, unit, at_most, note="", why_not=None):
+        v = "not measured" if why_not else verdict(measured, threshold, at_most)
+        out.append({"target": name, "measured": measured, "threshold": threshold, "unit": unit,
+                    "at_most": at_most, "verdict": v, "note": why_not or note})
+
+    # CPU per stream-second, castgate (without its finalizer) / nginx-rtmp.
+    c, n = dig(cg, "server", "cpu_s_per_stream_second"), dig(ng, "server", "cpu_s_per_stream_second")
+    ci = dig(cg, "server", "cpu_s_per_stream_second_incl_finalizer")
+    why = None
+    if not (cg_ok and ng_ok) or c is None or not n:
+        why = "needs both castgate and nginx-rtmp in the run"
+    elif not cfg.get("rooms_recording"):
+        why = "ROOMS=0: castgate does not record, nginx-rtmp does"
+    add("castgate CPU per stream-second vs nginx-rtmp", None if why else round(c / n, 3), 0.5, "x", True,
+        "" if why or ci is None else "with the finalizer: %.3f x" % (ci / n), why)
+
+    # 300 concurrent streams without a late segment.
+    streams = dig(cg, "publisher", "streams_requested") or cfg.get("streams") or 0
+    connected = dig(cg, "publisher", "streams_connected")
+    late = dig(cg, "errors", "late_segments")
+    cadence = dig(cg, "latency", "segments", "cadence_late")
+    note = "%s/%s streams connected, late segments %s (> 1 s), cadence-late %s, on %s probed streams" % (
+        connected, streams, late, cadence, dig(cg, "latency", "streams"))
+    why = None
+    if not cg_ok:
+        why = "castgate not in the run"
+    elif streams < 300:
+        why = "STREAMS=%d < 300; %s" % (streams, note)
+    bad = None if why or late is None else (late or 0) + (cadence or 0) + (streams - (connected or 0))
+    add(">= 300 concurrent streams without a late segment", bad, 0, "late", True, note, why)
+
+    rss = dig(cg, "server", "rss_per_stream_kb")
+    add("RSS per stream", None if rss is None else round(rss / 1024.0, 2), 4.0, "MiB", True,
+        "", None if cg_ok and rss is not None else "castgate not in the run")
+
+    p99 = dig(cg, "latency", "parts", "since_end_ms_after_first_segment", "p99")
+    p99_all = dig(cg, "latency", "parts", "since_end_ms", "p99")
+    add("part availability p99", p99, 5.0, "ms", True,
+        "after each stream's first segment (all parts: p99 %s ms)" % fmt(p99_all, "%.1f"),
+        None if cg_ok and p99 is not None else "no castgate part latencies")
+
+    for kind in ("segment", "playlist"):
+        r = dig(cg, "delivery", "same_bytes", kind, "ratio_requests_per_s")
+        add("%s delivery vs nginx static, same bytes" % kind, r, 0.8, "x req/s", False,
+            "MB/s: %s x" % fmt(dig(cg, "delivery", "same_bytes", kind, "ratio_mb_per_s"), "%.3f"),
+            None if cg_ok and r is not None else "no same-bytes delivery run")
+    if not cfg.get("rooms_recording"):
+        for t in out:
+            if t["verdict"] != "not measured":
+                t["note"] = "; ".join(x for x in (t["note"], "ROOMS=0: recording off, not #7's configuration") if x)
+    return out
+
+
+def targets_table(targets):
+    lines = ["targets (#7)".ljust(50) + "measured".rjust(16) + "threshold".rjust(18) + "  verdict"]
+    for t in targets:
+        m = "-" if t["measured"] is None else "%g %s" % (t["measured"], t["unit"])
+        th = "%s %g %s" % ("<=" if t["at_most"] else ">=", t["threshold"], t["unit"])
+        lines.append(t["target"].ljust(50) + m.rjust(16) + th.rjust(18) + "  " + t["verdict"])
+        if t["note"]:
+            lines.append("    " + t["note"])
+    return "\n".join(lines)
+
+
 def main():
     env = os.environ.get
     ap = argparse.ArgumentParser(description="castgate benchmark driver")
     ap.add_argument("--target", default=env("TARGET", "both"), choices=("both", "nginx", "castgate"))
     ap.add_argument("--streams", type=int, default=int(env("STREAMS", "20")))
-    ap.add_argument("--seconds", "--duration", type=float, default=float(env("DURATION", "60")))
+    ap.add_argument("--seconds", "--duration", type=float, default=float(env("DURATION", "45")))
     ap.add_argument("--ramp-ms", type=int, default=int(env("RAMP_MS", "100")))
     ap.add_argument("--probe-streams", type=int, default=int(env("PROBE_STREAMS", "5")))
     ap.add_argument("--wrk-seconds", type=int, default=int(env("WRK_SECONDS", "3")))
+    ap.add_argument("--wrk-runs", type=int, default=int(env("WRK_RUNS", "3")))
+    ap.add_argument("--wrk-own-runs", type=int, default=int(env("WRK_OWN_RUNS", "1")))
     ap.add_argument("--grace", type=float, default=float(env("GRACE_SECONDS", "2")))
+    ap.add_argument("--finalize-timeout", type=float, default=float(env("FINALIZE_TIMEOUT", "60")))
     ap.add_argument("--build", default=env("BUILD", "build"))
     ap.add_argument("--out", default=env("BENCH_OUT", os.path.join(HERE, "out")))
     ap.add_argument("--media", default=env("BENCH_MEDIA", ""), help="FLV file (default: MEDIA=720p30)")
@@ -694,7 +1074,8 @@ def main():
         "host": {"cpus": os.cpu_count(), "kernel": os.uname().release},
         "config": {"rooms_recording": ROOMS, "streams": cfg.streams, "seconds": cfg.seconds, "ramp_ms": cfg.ramp_ms,
                    "probe_streams": cfg.probe_streams, "media": os.path.basename(cfg.media),
-                   "wrk_seconds": cfg.wrk_seconds},
+                   "wrk_seconds": cfg.wrk_seconds,
+                   "wrk_runs": cfg.wrk_runs, "wrk_own_runs": cfg.wrk_own_runs, "finalize_timeout_s": cfg.finalize_timeout},
         "targets": {},
     }
     names = ["nginx", "castgate"] if cfg.target == "both" else [cfg.target]
@@ -715,6 +1096,7 @@ def main():
             rc = 1
     if "castgate" in names:
         result["pkg_cost"] = run_pkg_cost(cfg)
+    result["targets_7"] = judge_targets(result)
     result["wall_s"] = round(time.time() - t0, 1)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = os.path.join(cfg.out, "result-%s.json" % stamp)
@@ -727,6 +1109,7 @@ def main():
     if pc.get("cpu_per_media_s") is not None:
         print("castgate packaging alone (bench/pkg_cost, in-process): %.5f CPU s per media second"
               % pc["cpu_per_media_s"])
+    print(targets_table(result["targets_7"]))
     print("result: %s (%.0f s)" % (os.path.relpath(path, os.getcwd()), result["wall_s"]))
     for n, r in result["targets"].items():
         if not r.get("skipped") and r.get("publisher", {}).get("streams_failed"):

@@ -6,8 +6,9 @@
 #   BUILD=build sh bench/run.sh [--target nginx|castgate|both] [--streams N]
 #                               [--duration SEC] [--probe-streams K] ...
 #
-# Environment: TARGET (both), STREAMS (20), DURATION (60), RAMP_MS (100),
-# PROBE_STREAMS (5), WRK_SECONDS (3), MEDIA (720p30 | 1080p60), BUILD (build),
+# Environment: TARGET (both), STREAMS (20), DURATION (45), RAMP_MS (100),
+# PROBE_STREAMS (5), WRK_SECONDS (3), WRK_RUNS (3), WRK_OWN_RUNS (1),
+# FINALIZE_TIMEOUT (60), ROOMS (1), MEDIA (720p30 | 1080p60), BUILD (build),
 # BENCH_OUT (bench/out).
 # Makes the media when missing, has make bring the load publisher and castgate
 # up to date (castgate unless --target nginx), then hands over to

@@ -163,6 +163,15 @@ class AnalyzeTests(unittest.TestCase):
         self.assertEqual(r["parts"]["since_end_ms"]["max"], 7.0)
         self.assertEqual(r["parts"]["since_first_frame_ms"]["max"], 507.0)
 
+    def test_first_playlist_counts_from_the_first_frame_sent(self):
+        # The first thing listed (a part, 505 ms after the first frame) is
+        # when the stream became playable; the second stream has no events.
+        r = run_analyze([seg("k", 0, 0.5, "0.0", T0 + 505, "part", 0),
+                         seg("k", 0, 2.0, "0.m4s", T0 + 2009)],
+                        FRAMES + ["0 j 0 1 %d" % int((T0 + 50) * 1000)])
+        self.assertEqual(r["first_playlist_ms"]["count"], 1)
+        self.assertEqual(r["first_playlist_ms"]["max"], 505.0)
+
     def test_segment_closed_by_the_end_of_stream_has_no_end_latency(self):
         r = run_analyze([seg("k", 0, 2.0, "k-540000.ts", T0 + 8000)], FRAMES)
         self.assertEqual(r["segments"]["since_first_frame_ms"]["count"], 1)
