@@ -1349,7 +1349,9 @@ int mp4_faststart_probe(const char *path)
     if (fs_open(&p, path, NULL, 0) != 0)
         return -1;
     int rc = fs_parse(&p, true);
+    int e = errno;
     fs_close(&p);
+    errno = e; /* the read error, for the caller's message */
     return rc == 0 ? 1 : rc == MP4_FASTSTART_UNSUPPORTED ? 0 : -1;
 }
 
