@@ -178,6 +178,20 @@ static bool box_find(const uint8_t *b, size_t len, uint32_t type, struct fs_box 
     return false;
 }
 
+/* The boxes copied whole into the output (stsd's entries, dinf's children)
+ * must be well-formed: [b, b+len) is exactly a sequence of boxes, `count`
+ * of them (0: any number). A broken one would be written into our moov. */
+static bool boxes_fill(const uint8_t *b, size_t len, uint32_t count)
+{
+    const uint8_t *p = b, *end = b + len;
+    struct fs_box x;
+    uint32_t n = 0;
+    int r;
+    while ((r = box_next(&p, end, &x)) == 1)
+        n++;
+    return r == 0 && (count == 0 || n == count);
+}
+
 /* --- the init (§8.2 - §8.7, §8.8.1 - §8.8.3) ------------------------------ */
 
 static struct fs_track *track_by_id(struct fs_parse *p, uint32_t id)
@@ -220,6 +234,8 @@ static int parse_stbl(struct fs_parse *p, struct fs_track *t, const struct fs_bo
             if (b.len < 16 || rd_be32(b.body + 4) == 0)
                 return UNSUP(p, "track %u: empty stsd", t->id);
             t->stsd_entries = rd_be32(b.body + 4);
+            if (!boxes_fill(b.body + 8, b.len - 8, t->stsd_entries))
+                return UNSUP(p, "track %u: malformed stsd", t->id);
             t->stsd = b.start;
             t->stsd_len = b.size;
             uint32_t fmt = rd_be32(b.body + 12);
@@ -274,8 +290,8 @@ static int parse_mdia(struct fs_parse *p, struct fs_track *t, const struct fs_bo
         return UNSUP(p, "track %u: no %s", t->id, t->video ? "vmhd" : "smhd");
     t->xmhd = b.start;
     t->xmhd_len = b.size;
-    if (!box_find(minf.body, minf.len, BOX('d', 'i', 'n', 'f'), &b))
-        return UNSUP(p, "track %u: no dinf", t->id);
+    if (!box_find(minf.body, minf.len, BOX('d', 'i', 'n', 'f'), &b) || !boxes_fill(b.body, b.len, 0))
+        return UNSUP(p, "track %u: no dinf or a malformed one", t->id);
     t->dinf = b.start;
     t->dinf_len = b.size;
     if (!box_find(minf.body, minf.len, BOX('s', 't', 'b', 'l'), &b))
@@ -333,20 +349,14 @@ static int parse_moov(struct fs_parse *p)
 {
     const uint8_t *q = p->init, *end = p->init + p->init_len;
     struct fs_box b, mvex;
-    bool have_mvex = false;
     int r, rc;
-    while ((r = box_next(&q, end, &b)) == 1) {
+    if (!box_find(p->init, p->init_len, BOX('m', 'v', 'e', 'x'), &mvex))
+        return UNSUP(p, "moov without mvex: not a fragmented MP4");
+    while ((r = box_next(&q, end, &b)) == 1)
         if (b.type == BOX('t', 'r', 'a', 'k') && (rc = parse_trak(p, &b)) != 0)
             return rc;
-        if (b.type == BOX('m', 'v', 'e', 'x')) {
-            mvex = b;
-            have_mvex = true;
-        }
-    }
     if (r < 0)
         return UNSUP(p, "malformed moov");
-    if (!have_mvex)
-        return UNSUP(p, "moov without mvex: not a fragmented MP4");
     if (p->ntr == 0)
         return UNSUP(p, "no audio or video track");
     if ((rc = parse_mvex(p, &mvex)) != 0)
