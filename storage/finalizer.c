@@ -135,7 +135,7 @@ static int write_prelude(struct remux *m, AVPacket **prelude, int *n)
 
 /* The fallback: libavformat reads the file and its mp4 muxer writes it
  * again with movflags=faststart. */
-static int finalizer_remux_libavformat(const char *src, const char *dst, struct finalize_result *out)
+int finalizer_remux_libavformat(const char *src, const char *dst, struct finalize_result *out)
 {
     memset(out, 0, sizeof *out);
     out->writer = "libavformat";

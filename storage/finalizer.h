@@ -36,6 +36,10 @@ struct finalize_result {
 /* 0, or -1 with out->reason. Blocking: worker threads only. */
 int finalizer_remux(const char *src, const char *dst, struct finalize_result *out);
 
+/* The libavformat remux alone (what finalizer_remux falls back to), for
+ * tests and measurements. Same contract. */
+int finalizer_remux_libavformat(const char *src, const char *dst, struct finalize_result *out);
+
 struct finalizer;
 
 struct finalizer_config {
