@@ -817,17 +817,22 @@ static void test_writer_costs_less_cpu_than_the_remux(void **state)
     fmtbuf(out, sizeof out, "%s/clip60.out.mp4", g_work);
     double best_new = 1e9, best_old = 1e9;
     for (int i = 0; i < 4; i++) { /* the first round warms the cache */
+        /* a new output each time, as in production (truncating the last
+         * one would charge its page cache teardown to the next writer) */
         char reason[256];
+        unlink(out);
         double t0 = thread_cpu_s();
         assert_int_equal(mp4_faststart_write(src, out, NULL, reason, sizeof reason), 0);
         double t1 = thread_cpu_s();
+        unlink(out);
         struct finalize_result res;
-        assert_int_equal(finalizer_remux_libavformat(src, out, &res), 0);
         double t2 = thread_cpu_s();
+        assert_int_equal(finalizer_remux_libavformat(src, out, &res), 0);
+        double t3 = thread_cpu_s();
         if (i == 0)
             continue;
         best_new = t1 - t0 < best_new ? t1 - t0 : best_new;
-        best_old = t2 - t1 < best_old ? t2 - t1 : best_old;
+        best_old = t3 - t2 < best_old ? t3 - t2 : best_old;
     }
     print_message("finalize 60 s 720p (%lld bytes): mp4_faststart %.1f ms CPU, libavformat %.1f ms CPU\n",
                   file_size(src), best_new * 1e3, best_old * 1e3);
