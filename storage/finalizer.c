@@ -1,5 +1,5 @@
-/* finalizer.c — faststart remux of finished recordings on a worker thread
- * (see finalizer.h). */
+/* finalizer.c — finished recordings rewritten as faststart MP4s on a worker
+ * thread: mp4_faststart, or a libavformat remux as fallback (see finalizer.h). */
 #include "storage/finalizer.h"
 
 #include <errno.h>

@@ -13,9 +13,9 @@
  * stale `.tmp` is overwritten by the next attempt (and removed by the
  * sweeper).
  *
- * The finalizer thread takes jobs (recording id + path), runs the remux and
- * moves the row PROCESSING → READY (size and duration measured from the new
- * file) or → FAILED with the reason. It owns one PostgreSQL connection
+ * The finalizer thread takes jobs (recording id + path), runs
+ * finalizer_remux() and moves the row PROCESSING → READY (size and duration
+ * of the new file) or → FAILED with the reason. It owns one PostgreSQL connection
  * (reconnected when lost). A job whose row update cannot be written stays
  * PROCESSING and is redone by finalizer_recover() on the next start. */
 #ifndef STORAGE_FINALIZER_H
