@@ -473,10 +473,11 @@ static int parse_trun(struct fs_parse *p, struct fs_traf *tf, const struct fs_bo
     if (fl & TRUN_DATA_OFFSET) {
         if (b->len < off + 4)
             return UNSUP(p, "short trun");
-        int64_t d = (int32_t)rd_be32(b->body + off);
-        if (d < 0 && (uint64_t)-d > tf->base)
-            return UNSUP(p, "trun data offset before the file");
-        at = (uint64_t)((int64_t)tf->base + d);
+        int32_t d = (int32_t)rd_be32(b->body + off);
+        uint64_t mag = d < 0 ? (uint64_t)(-(int64_t)d) : (uint64_t)d;
+        if (d < 0 ? mag > tf->base : mag > UINT64_MAX - tf->base)
+            return UNSUP(p, "trun data offset out of the file");
+        at = d < 0 ? tf->base - mag : tf->base + mag;
         off += 4;
     }
     if (fl & TRUN_FIRST_FLAGS) {
@@ -717,11 +718,11 @@ static int fs_parse(struct fs_parse *p, bool probe)
                 p->truncated = true;
             break;
         }
-        uint64_t end = h.size ? pos + h.size : p->eof;
-        if (end > p->eof && h.type != BOX('m', 'd', 'a', 't')) {
+        if (h.size > p->eof - pos) { /* cut by the end of the file (or a size from garbage) */
             p->truncated = true;
             break;
         }
+        uint64_t end = h.size ? pos + h.size : p->eof;
         if (h.type == BOX('m', 'o', 'o', 'v')) {
             if (p->have_moov)
                 return UNSUP(p, "a second moov");
@@ -750,7 +751,9 @@ static int fs_parse(struct fs_parse *p, bool probe)
             }
             if (d.type != BOX('m', 'd', 'a', 't'))
                 return UNSUP(p, "moof at %llu not followed by mdat", (unsigned long long)pos);
-            uint64_t lo = end + d.hlen, hi = d.size ? end + d.size : p->eof;
+            /* the mdat may be cut: its samples past the end are dropped */
+            uint64_t lo = end + d.hlen;
+            uint64_t hi = !d.size ? p->eof : d.size > UINT64_MAX - end ? UINT64_MAX : end + d.size;
             if ((rc = parse_moof(p, p->moof, (size_t)(h.size - h.hlen), pos, lo, hi)) != 0)
                 return rc;
             p->fragments++;

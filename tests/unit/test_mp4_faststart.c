@@ -583,6 +583,10 @@ static void test_other_inputs_are_refused_cleanly(void **state)
                           0, 0, 0, 4,  'm', 'o', 'o', 'v'};
     uint8_t huge_moov[] = {0, 0, 0, 16, 'f', 't', 'y', 'p', 'i', 's', 'o', 'm', 0, 0, 2, 0,
                            0x7f, 0xff, 0xff, 0xff, 'm', 'o', 'o', 'v'};
+    /* a 64-bit box size that wraps the offset around to 0: a walk that adds
+     * sizes without checking them would go round forever */
+    uint8_t wrap[] = {0, 0, 0, 16, 'f', 't', 'y', 'p', 'i', 's', 'o', 'm', 0, 0, 2, 0,
+                      0, 0, 0, 1, 'f', 'r', 'e', 'e', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0};
     const struct {
         const char *name;
         const void *data;
@@ -593,6 +597,7 @@ static void test_other_inputs_are_refused_cleanly(void **state)
         {"ftyp_only", ftyp_only, sizeof ftyp_only},
         {"bad_box_size", bad_size, sizeof bad_size},
         {"moov_past_eof", huge_moov, sizeof huge_moov},
+        {"size_wraps_around", wrap, sizeof wrap},
     };
     for (size_t i = 0; i < sizeof blobs / sizeof blobs[0]; i++) {
         char p[PATH_MAX];
