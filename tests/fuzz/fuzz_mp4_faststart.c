@@ -5,8 +5,9 @@
  * Invariants checked: the probe of a readable file is 0 or 1, never -1; the
  * writer returns 0, UNSUPPORTED or ERROR; a failure carries a reason and
  * leaves no output; a success reports the output's size exactly, and the
- * output is ftyp, moov, mdat whose box sizes add up to the file, with every
- * chunk offset inside the mdat payload.
+ * output is ftyp, moov, mdat whose box sizes add up to the file, the boxes
+ * the writer builds nest exactly, and every chunk offset is inside the mdat
+ * payload.
  * Seeds: tests/fuzz/corpus/mp4_faststart (a 1.2 s 64x48 H.264 + AAC
  * recording made by the recorder, the same cut inside its second mdat, and
  * its init alone). */
@@ -32,8 +33,41 @@ static void scratch_init(void)
     snprintf(g_out, sizeof g_out, "%s/fuzz_mp4_faststart.%d.out", dir, (int)getpid());
 }
 
-/* Our own output must walk cleanly: ftyp moov mdat, sizes to the end, and
- * each stco/co64 entry inside the mdat payload. */
+/* The boxes we write ourselves (moov, trak, mdia, minf, stbl) must hold
+ * exactly a sequence of boxes; the stco/co64 entries of each stbl must point
+ * into the mdat payload [lo, hi]. The interiors of boxes copied from the
+ * init (stsd, hdlr, dinf, ...) are not ours and are not walked. */
+static void walk(const uint8_t *m, size_t pos, size_t end, uint64_t lo, uint64_t hi, int depth)
+{
+    while (pos < end) {
+        if (end - pos < 8)
+            abort();
+        uint32_t size = rd_be32(m + pos);
+        if (size < 8 || size > end - pos)
+            abort();
+        const uint8_t *t = m + pos + 4;
+        if (depth < 5 && (memcmp(t, "trak", 4) == 0 || memcmp(t, "mdia", 4) == 0 ||
+                          memcmp(t, "minf", 4) == 0 || memcmp(t, "stbl", 4) == 0 || memcmp(t, "edts", 4) == 0))
+            walk(m, pos + 8, pos + size, lo, hi, depth + 1);
+        int c64 = memcmp(t, "co64", 4) == 0;
+        if (c64 || memcmp(t, "stco", 4) == 0) {
+            if (size < 16)
+                abort();
+            uint32_t n = rd_be32(m + pos + 12);
+            if (16 + (uint64_t)n * (c64 ? 8 : 4) != size)
+                abort();
+            for (uint32_t k = 0; k < n; k++) {
+                uint64_t o = c64 ? rd_be64(m + pos + 16 + 8 * k) : rd_be32(m + pos + 16 + 4 * k);
+                if (o < lo || o > hi)
+                    abort();
+            }
+        }
+        pos += size;
+    }
+}
+
+/* Our own output must be ftyp, moov, mdat with sizes to the end of the
+ * file, of the size reported. */
 static void check_output(const char *path, uint64_t reported)
 {
     int fd = open(path, O_RDONLY);
@@ -69,19 +103,7 @@ static void check_output(const char *path, uint64_t reported)
     }
     if (pos != len)
         abort();
-    for (size_t i = moov; i + 16 <= moov + moov_len; i++) {
-        int c64 = memcmp(m + i + 4, "co64", 4) == 0;
-        if (!c64 && memcmp(m + i + 4, "stco", 4) != 0)
-            continue;
-        uint32_t n = rd_be32(m + i + 12);
-        if ((uint64_t)n * (c64 ? 8 : 4) > moov + moov_len - i - 16)
-            continue; /* the type bytes were media, not a box */
-        for (uint32_t k = 0; k < n; k++) {
-            uint64_t o = c64 ? rd_be64(m + i + 16 + 8 * k) : rd_be32(m + i + 16 + 4 * k);
-            if (o < payload || o > len)
-                abort();
-        }
-    }
+    walk(m, moov + 8, moov + moov_len, payload, len, 0);
     munmap(m, len);
 }
 
