@@ -1,5 +1,5 @@
-/* finalizer.c — faststart remux of finished recordings on a worker thread
- * (see finalizer.h). */
+/* finalizer.c — finished recordings rewritten as faststart MP4s on a worker
+ * thread: mp4_faststart, or a libavformat remux as fallback (see finalizer.h). */
 #include "storage/finalizer.h"
 
 #include <errno.h>
@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "storage/db.h"
 #include "storage/file_store.h"
+#include "storage/mp4_faststart.h"
 #include "storage/recordings.h"
 
 #define FIN_DEFAULT_QUEUE 1024
@@ -132,9 +133,12 @@ static int write_prelude(struct remux *m, AVPacket **prelude, int *n)
     return rc;
 }
 
-int finalizer_remux(const char *src, const char *dst, struct finalize_result *out)
+/* The fallback: libavformat reads the file and its mp4 muxer writes it
+ * again with movflags=faststart. */
+int finalizer_remux_libavformat(const char *src, const char *dst, struct finalize_result *out)
 {
     memset(out, 0, sizeof *out);
+    out->writer = "libavformat";
     AVFormatContext *ic = NULL, *oc = NULL;
     AVPacket *pkt = NULL, **prelude = NULL;
     int64_t *last_dur = NULL;
@@ -323,6 +327,49 @@ fail:
     return -1;
 }
 
+/* Our own recordings go through mp4_faststart (the fragments' bytes are
+ * copied, no demux/mux); anything it does not handle through libavformat. */
+int finalizer_remux(const char *src, const char *dst, struct finalize_result *out)
+{
+    memset(out, 0, sizeof *out);
+    int probe = mp4_faststart_probe(src);
+    if (probe < 0) {
+        REASON(out, "read %s: %s", src, strerror(errno));
+        return -1;
+    }
+    if (probe == 0)
+        return finalizer_remux_libavformat(src, dst, out);
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", dst) >= (int)sizeof tmp) {
+        REASON(out, "path too long: %s", dst);
+        return -1;
+    }
+    struct mp4_faststart_stats st;
+    char why[sizeof out->reason];
+    int rc = mp4_faststart_write(src, tmp, &st, why, sizeof why); /* tmp is fsynced on success */
+    if (rc == MP4_FASTSTART_UNSUPPORTED) {
+        log_info("finalizer: %s: %s; remuxing with libavformat", src, why);
+        return finalizer_remux_libavformat(src, dst, out);
+    }
+    out->writer = "mp4_faststart";
+    if (rc != 0) {
+        REASON(out, "%s: %s", src, why);
+        return -1;
+    }
+    if (st.truncated)
+        log_info("finalizer: %s ends inside a fragment: kept %llu samples, dropped %llu", src,
+                 (unsigned long long)st.samples, (unsigned long long)st.dropped);
+    if (file_store_publish(tmp, dst) != 0) {
+        REASON(out, "rename %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    out->size_bytes = (int64_t)st.bytes;
+    out->duration_ms = st.duration_ms;
+    out->packets = (int64_t)st.samples;
+    return 0;
+}
+
 /* --- the thread -------------------------------------------------------------- */
 
 struct fin_job {
@@ -396,8 +443,8 @@ static void fin_run(struct finalizer *f, const struct fin_job *job)
     else
         ok = finalizer_remux(path, path, &res) == 0;
     if (ok)
-        log_info("finalizer: ready id=%lld bytes=%lld duration_ms=%lld took_ms=%lld", (long long)job->id,
-                 (long long)res.size_bytes, (long long)res.duration_ms, loop_now_ms() - t0);
+        log_info("finalizer: ready id=%lld bytes=%lld duration_ms=%lld writer=%s took_ms=%lld", (long long)job->id,
+                 (long long)res.size_bytes, (long long)res.duration_ms, res.writer, loop_now_ms() - t0);
     else
         log_warn("finalizer: failed id=%lld reason=\"%s\"", (long long)job->id, res.reason);
     int rc = fin_update(f, job->id, &res, ok);

@@ -1,16 +1,21 @@
 /* finalizer.h — fragmented recording → faststart MP4, in the background
  * (SPEC REC-3, OPS-6).
  *
- * finalizer_remux() is the pure file step: libavformat reads the fragmented
- * (possibly truncated, after a crash) file and rewrites it with the mp4
- * muxer's `movflags=faststart` (moov before mdat) into `dst.tmp`, fsyncs it
- * and renames it over dst (dst may be the source: the READY file keeps the
- * recording's name). A crash at any point leaves the source intact; a stale
- * `.tmp` is overwritten by the next attempt (and removed by the sweeper).
+ * finalizer_remux() is the pure file step: the fragmented (possibly
+ * truncated, after a crash) file becomes a faststart MP4 (moov before mdat)
+ * in `dst.tmp`, which is fsynced and renamed over dst (dst may be the
+ * source: the READY file keeps the recording's name). The recorder's own
+ * files go through storage/mp4_faststart.c (a new moov over the fragments'
+ * sample bytes, copied once); a file it does not handle
+ * (mp4_faststart_probe() says 0, or the writer finds something unsupported
+ * further in) is remuxed by libavformat's mp4 muxer with
+ * `movflags=faststart`. A crash at any point leaves the source intact; a
+ * stale `.tmp` is overwritten by the next attempt (and removed by the
+ * sweeper).
  *
- * The finalizer thread takes jobs (recording id + path), runs the remux and
- * moves the row PROCESSING → READY (size and duration measured from the new
- * file) or → FAILED with the reason. It owns one PostgreSQL connection
+ * The finalizer thread takes jobs (recording id + path), runs
+ * finalizer_remux() and moves the row PROCESSING → READY (size and duration
+ * of the new file) or → FAILED with the reason. It owns one PostgreSQL connection
  * (reconnected when lost). A job whose row update cannot be written stays
  * PROCESSING and is redone by finalizer_recover() on the next start. */
 #ifndef STORAGE_FINALIZER_H
@@ -22,13 +27,18 @@
 
 struct finalize_result {
     int64_t size_bytes;     /* of the final file */
-    int64_t duration_ms;    /* from the final file's moov (longest track) */
+    int64_t duration_ms;    /* from the final file's moov (longest track, edit lists included) */
     int64_t packets;        /* samples copied */
+    const char *writer;     /* static: "mp4_faststart" or "libavformat" (which one ran last); NULL if neither */
     char reason[256];       /* why it failed ("" on success) */
 };
 
 /* 0, or -1 with out->reason. Blocking: worker threads only. */
 int finalizer_remux(const char *src, const char *dst, struct finalize_result *out);
+
+/* The libavformat remux alone (what finalizer_remux falls back to), for
+ * tests and measurements. Same contract. */
+int finalizer_remux_libavformat(const char *src, const char *dst, struct finalize_result *out);
 
 struct finalizer;
 
