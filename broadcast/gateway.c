@@ -40,6 +40,8 @@
 #define GW_HEARTBEAT_MS 5000
 #define GW_TIMER_MS 1000
 #define GW_PREVIEW_WINDOW 4
+/* The start-up backlog (see backlog_*) gives up beyond this. */
+#define GW_BACKLOG_MAX_BYTES (8u << 20)
 
 enum gw_stream_state { GW_AUTHORIZING, GW_PUBLISHING, GW_CLOSED };
 
@@ -48,6 +50,15 @@ struct gw_init_cache {
     size_t len;
     struct cmaf_track_info tracks[4];
     int ntracks;
+};
+
+/* One packaged event kept from the start of an ingest session. */
+struct gw_backlog_item {
+    struct gw_backlog_item *next;
+    bool is_segment;
+    struct cmaf_part part;       /* .data points into bytes[] */
+    struct cmaf_segment seg;
+    uint8_t bytes[];
 };
 
 struct gw_stream {
@@ -76,6 +87,15 @@ struct gw_stream {
     struct recorder *rec;
     struct gw_rec *rec_ctx;
     bool rec_wanted;             /* the room's recording intent (is_recording) */
+    /* Start-up backlog: every part and segment since the session's first
+     * frame, kept until we know whether a room starts with the first segment
+     * (auto-start, SPEC 2.3). Auto-start happens when the first segment is
+     * published, so without it the room (and its recording) would begin one
+     * segment late and the broadcaster's first seconds would be lost. */
+    bool backlog_on;
+    bool backlog_room_done;      /* replayed into the room index */
+    struct gw_backlog_item *bl_head, *bl_tail;
+    size_t bl_bytes;
     struct gw_stream *next_all;  /* gateway list (under gw->mu) */
 };
 
@@ -101,6 +121,52 @@ struct gateway {
 
 /* ---------------------------------------------------------------- helpers */
 
+/* ------------------------------------------------------- start-up backlog */
+
+static void backlog_end(struct gw_stream *s)
+{
+    struct gw_backlog_item *it = s->bl_head;
+    while (it) {
+        struct gw_backlog_item *n = it->next;
+        free(it);
+        it = n;
+    }
+    s->bl_head = s->bl_tail = NULL;
+    s->bl_bytes = 0;
+    s->backlog_on = false;
+}
+
+static void backlog_push(struct gw_stream *s, const struct cmaf_part *part, const struct cmaf_segment *seg)
+{
+    size_t len = part ? part->len : 0;
+    if (s->bl_bytes + len > GW_BACKLOG_MAX_BYTES) {
+        log_warn("gateway: start-up backlog over %u bytes: dropped key_id=%lld", GW_BACKLOG_MAX_BYTES,
+                 (long long)s->key_id);
+        backlog_end(s);
+        return;
+    }
+    struct gw_backlog_item *it = malloc(sizeof *it + len);
+    if (!it) {
+        backlog_end(s);
+        return;
+    }
+    it->next = NULL;
+    it->is_segment = seg != NULL;
+    if (part) {
+        it->part = *part;
+        memcpy(it->bytes, part->data, len);
+        it->part.data = it->bytes;
+    } else {
+        it->seg = *seg;
+    }
+    if (s->bl_tail)
+        s->bl_tail->next = it;
+    else
+        s->bl_head = it;
+    s->bl_tail = it;
+    s->bl_bytes += len;
+}
+
 static void stream_ref(struct gw_stream *s) { atomic_fetch_add(&s->refs, 1); }
 
 /* The last reference may drop on any loop: everything freed here is owned
@@ -111,6 +177,7 @@ static void stream_unref(struct gw_stream *s)
         return;
     if (s->seg)
         cmaf_segmenter_free(s->seg);
+    backlog_end(s);
     media_index_unref(s->preview);
     media_index_unref(s->room);
     free(s->init.data);
@@ -187,6 +254,25 @@ static void room_join(struct gw_stream *s)
     s->room_pending = false;
 }
 
+/* The room starts with the session's first segment: it gets everything
+ * packaged so far, then the live parts. */
+static void room_join_from_backlog(struct gw_stream *s)
+{
+    room_join(s);
+    if (!s->room_joined)
+        return;
+    const struct cmaf_sink *sink = media_index_sink(s->room);
+    for (const struct gw_backlog_item *it = s->bl_head; it; it = it->next) {
+        if (it->is_segment)
+            sink->on_segment(sink->ctx, &it->seg);
+        else
+            sink->on_part(sink->ctx, &it->part);
+    }
+    s->backlog_room_done = true;
+    log_info("gateway: room starts from the first frame key_id=%lld room=%lld bytes=%zu",
+             (long long)s->key_id, (long long)s->room_id, s->bl_bytes);
+}
+
 /* ------------------------------------------------------- fan-out sink */
 
 static void rec_new_file(struct gw_stream *s);
@@ -194,6 +280,8 @@ static void rec_new_file(struct gw_stream *s);
 static void fan_on_init(void *ctx, const struct cmaf_init *init)
 {
     struct gw_stream *s = ctx;
+    if (s->backlog_on && s->bl_head)
+        backlog_end(s); /* its parts belong to the previous init */
     uint8_t *copy = malloc(init->len);
     if (copy) {
         memcpy(copy, init->data, init->len);
@@ -232,6 +320,8 @@ static void fan_on_part(void *ctx, const struct cmaf_part *part)
     /* REC-1: the recording is these same fragments after the init. */
     if (s->rec)
         recorder_part(s->rec, part);
+    if (s->backlog_on)
+        backlog_push(s, part, NULL);
 }
 
 static void first_segment_work(PGconn *c, void *arg);
@@ -249,6 +339,8 @@ static void fan_on_segment(void *ctx, const struct cmaf_segment *seg)
         const struct cmaf_sink *k = media_index_sink(s->room);
         k->on_segment(k->ctx, seg);
     }
+    if (s->backlog_on)
+        backlog_push(s, NULL, seg);
     if (!s->first_segment_reported && s->state == GW_PUBLISHING) {
         s->first_segment_reported = true;
         struct gw_job *j = calloc(1, sizeof *j);
@@ -507,6 +599,13 @@ static void rec_start(struct gw_stream *s)
         recorder_init(s->rec, &init);
     }
     rec_new_file(s);
+    if (s->backlog_on && s->backlog_room_done) {
+        /* The room started with the first segment: so does its recording. */
+        for (const struct gw_backlog_item *it = s->bl_head; it; it = it->next)
+            if (!it->is_segment)
+                recorder_part(s->rec, &it->part);
+        backlog_end(s);
+    }
 }
 
 /* stop_intent: asked for (API stop): the room's is_recording goes false. */
@@ -552,6 +651,8 @@ static void rec_intent_done(void *arg)
             rec_start(s);
         else
             rec_stop(s, false);
+        if (s->backlog_room_done)
+            backlog_end(s); /* the recorder has had its chance */
     }
     stream_unref(s);
     free(j);
@@ -589,9 +690,11 @@ static void stream_bind_room(struct gw_stream *s, int64_t room_id, bool reconnec
     media_index_begin_session(s->room);
     s->room_joined = false;
     s->room_pending = true;
-    if (reconnect) {
-        /* From the first frame: nothing was packaged for the room yet. */
-    }
+    /* reconnect: from the first frame, nothing was packaged for the room yet.
+     * Otherwise the room started while the session's start-up backlog is
+     * still kept (auto-start with the first segment): it begins there. */
+    if (!reconnect && s->backlog_on && !s->backlog_room_done && s->bl_head)
+        room_join_from_backlog(s);
     /* The preview stops once the room carries the stream (SPEC PKG-4: it is
      * the broadcaster's view before the room starts). Readers are woken, the
      * registry forgets it, and its window (~3 MB at 2.5 Mbit/s) goes with
@@ -628,6 +731,8 @@ static void first_segment_done(void *arg)
         if (j->pub.room_id && s->state == GW_PUBLISHING)
             stream_bind_room(s, j->pub.room_id, false);
     }
+    if (!s->backlog_room_done)
+        backlog_end(s); /* no room started with the first segment */
     stream_unref(s);
     free(j);
 }
@@ -764,6 +869,8 @@ static void publish_done(void *arg)
     s->preview_on = true;
     if (j->pub.room_id) /* reconnect into a live room: ACTIVE_LIVE_PREP */
         stream_bind_room(s, j->pub.room_id, true);
+    else
+        s->backlog_on = true;
     s->state = GW_PUBLISHING;
     s->last_heartbeat_ms = loop_now_ms();
     gw_list_add(s->gw, s);
@@ -867,6 +974,7 @@ static void on_close(void *ctx, struct rtmp_session *sess, const char *reason)
     if (s->state == GW_PUBLISHING) {
         gw_list_remove(gw, s);
         rec_stop(s, false); /* a reconnect starts a new file (REC-1) */
+        backlog_end(s);
         cmaf_segmenter_flush(s->seg);
         if (s->preview_on)
             media_index_set_inactive(s->preview);

@@ -157,3 +157,31 @@ def test_disk_full_fails_the_recording_not_the_stream(castgate_factory):
         assert cg.stop() == 0
     finally:
         subprocess.run(["umount", "-l", rec_dir], capture_output=True)
+
+
+def test_auto_start_keeps_the_first_seconds(castgate, tmp_path):
+    """Auto-start (SPEC 2.3) fires when the first segment is published; the
+    room's playlist and its recording still begin at the broadcaster's first
+    frame (OBS-only workflow: start streaming = live), nothing is cut."""
+    key, rm = setup_room(castgate, autoStart=True, autoEndAfterSec=1)
+    rid = rm["id"]
+    seconds = 8
+    pub = ffmpeg_publish(f"{castgate.rtmp_base}/{key['streamKey']}", seconds=seconds, gop=30)
+    try:
+        wait_until(lambda: room(castgate, rid)["videoRoomState"] == "LIVE", timeout=15, what="auto-start")
+        assert pub.wait(timeout=30) == 0, pub.stderr.read()
+    finally:
+        stop(pub)
+    wait_until(lambda: room(castgate, rid)["videoRoomState"] == "ENDED", timeout=15, what="auto-end")
+    pl = castgate.get(f"/hls/rooms/{rid}/vod.m3u8").body.decode()
+    assert pl.rstrip().endswith("#EXT-X-ENDLIST"), pl
+    assert re.search(r"^0\.m4s", pl, re.M), pl  # the room's first segment is the session's first
+    listed = sum(float(x) for x in re.findall(r"^#EXTINF:([\d.]+)", pl, re.M))
+    assert listed >= seconds - 0.5, (listed, pl)
+    wait_until(lambda: [f["status"] for f in recordings(castgate, rid)["files"]] == ["READY"], timeout=30,
+               what="recording READY")
+    f = recordings(castgate, rid)["files"][0]
+    assert f["durationMs"] >= (seconds - 0.5) * 1000, f
+    path = tmp_path / "rec.mp4"
+    path.write_bytes(http("GET", f["downloadUrl"]).body)
+    assert probe_duration(str(path)) >= seconds - 0.5
