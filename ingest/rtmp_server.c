@@ -54,6 +54,7 @@
 #define MAX_STREAMS_PER_CONN 8
 #define KEY_MAX 255
 #define CONFIG_COPY_MAX (256 * 1024) /* ceiling for a held-back sequence header */
+#define HELD_TAGS_MAX (4u << 20)       /* media held while the stream key is checked */
 
 /* chunk stream ids we send on (conventional values) */
 #define CSID_PROTOCOL 2
@@ -78,6 +79,16 @@ struct held_config { /* sequence header received while the publish was pending *
     uint8_t *data;
     size_t len;
     int64_t ts;
+};
+
+/* A media tag that arrived while the publish was pending (clients that do not
+ * wait for NetStream.Publish.Start): replayed in order once accepted. */
+struct held_tag {
+    struct held_tag *next;
+    uint8_t type;
+    int64_t ts;
+    size_t len;
+    uint8_t data[];
 };
 
 struct worker {
@@ -130,6 +141,9 @@ struct rtmp_session {
     bool have_meta;
     double meta[4];
     struct held_config held[2]; /* [MEDIA_KIND_VIDEO], [MEDIA_KIND_AUDIO] */
+    struct held_tag *held_head, *held_tail;
+    size_t held_bytes;
+    bool held_overflow;         /* over HELD_TAGS_MAX: only the configs are kept */
     int malformed_logged;
     void *userdata;
 };
@@ -410,6 +424,18 @@ static void key_hint(char *out, size_t n, const char *key)
     snprintf(out, n, "%.4s\xE2\x80\xA6", key);
 }
 
+static void held_tags_clear(struct rtmp_session *s)
+{
+    struct held_tag *t = s->held_head;
+    while (t) {
+        struct held_tag *n = t->next;
+        free(t);
+        t = n;
+    }
+    s->held_head = s->held_tail = NULL;
+    s->held_bytes = 0;
+}
+
 static void session_free_now(struct rtmp_session *s)
 {
     struct rtmp_server *srv = s->srv;
@@ -444,6 +470,7 @@ static void session_free_now(struct rtmp_session *s)
     rtmp_chunk_reader_free(s->rd);
     for (int i = 0; i < 2; i++)
         free(s->held[i].data);
+    held_tags_clear(s);
     ip_release(srv, s->peer_ip);
     atomic_fetch_sub(&srv->nconns, 1);
     free(s);
@@ -553,8 +580,33 @@ static void handle_media(struct rtmp_session *s, uint8_t type, const uint8_t *p,
                                     : flv_parse_audio(p, len, ts, &cfg, &f, &reason);
 
     if (s->state == S_PUBLISH_PENDING) {
-        /* Hold the latest sequence header; everything else waits for the
-         * key check and is dropped. */
+        /* Media waits for the key check: every tag is held (up to
+         * HELD_TAGS_MAX) and replayed in order when the publish is accepted,
+         * so a client that does not wait for Publish.Start loses nothing.
+         * Past the limit only the latest sequence headers are kept. */
+        if (!s->held_overflow) {
+            if (s->held_bytes + len > HELD_TAGS_MAX) {
+                log_warn("rtmp: media before publish accepted over %u bytes: dropped id=%llu key=%s",
+                         HELD_TAGS_MAX, (unsigned long long)s->id, s->key_hint);
+                held_tags_clear(s);
+                s->held_overflow = true;
+            } else {
+                struct held_tag *t = malloc(sizeof *t + len);
+                if (t != NULL) {
+                    t->next = NULL;
+                    t->type = type;
+                    t->ts = ts;
+                    t->len = len;
+                    memcpy(t->data, p, len);
+                    if (s->held_tail)
+                        s->held_tail->next = t;
+                    else
+                        s->held_head = t;
+                    s->held_tail = t;
+                    s->held_bytes += len;
+                }
+            }
+        }
         if (rc == FLV_CONFIG && len <= CONFIG_COPY_MAX) {
             struct held_config *hc = &s->held[type == RTMP_MSG_VIDEO ? MEDIA_KIND_VIDEO : MEDIA_KIND_AUDIO];
             uint8_t *copy = malloc(len ? len : 1);
@@ -854,6 +906,23 @@ void rtmp_session_publish_result(struct rtmp_session *s, bool ok, const char *co
     log_info("rtmp: publish accepted id=%llu peer=%s key=%s", (unsigned long long)s->id, s->peer,
              s->key_hint);
     deliver_metadata(s);
+    if (s->held_head != NULL) {
+        /* everything that arrived while the key was being checked, in order */
+        struct held_tag *t = s->held_head;
+        s->held_head = s->held_tail = NULL;
+        s->held_bytes = 0;
+        while (t) {
+            struct held_tag *n = t->next;
+            if (!s->closing)
+                handle_media(s, t->type, t->data, t->len, t->ts);
+            free(t);
+            t = n;
+        }
+        for (int k = 0; k < 2; k++) { /* already in the replay */
+            free(s->held[k].data);
+            s->held[k].data = NULL;
+        }
+    }
     /* sequence headers that arrived while the key was being checked */
     for (int k = 0; k < 2 && !s->closing; k++) {
         struct held_config *hc = &s->held[k];

@@ -681,7 +681,7 @@ static const uint8_t avc_seq[] = {
     0x00, 0x03, 0x00, 0x20, 0xF1, 0x22, 0x6A, 0x01, 0x00, 0x04, 0x68, 0xCE, 0x0F, 0xC8};
 static const uint8_t avc_key[] = {0x17, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x65, 0x88};
 
-static void test_deferred_publish_holds_media_then_replays_config(void **state)
+static void test_deferred_publish_holds_media_then_replays_it_in_order(void **state)
 {
     (void)state;
     rec_reset(MODE_DEFER);
@@ -692,20 +692,26 @@ static void test_deferred_publish_holds_media_then_replays_config(void **state)
     cli_publish(cl, "live", "slowkey?x=1");
     assert_true(WAIT_FOR(R.publishes == 1, 3000));
     assert_string_equal(R.key, "slowkey");
-    /* media sent before the answer: config kept, frame dropped */
+    /* media sent before the answer (a client that does not wait for
+     * Publish.Start): held, nothing reaches the upper layer yet */
     cli_send(cl, 6, RTMP_MSG_VIDEO, 1, 0, avc_seq, sizeof avc_seq);
     cli_send(cl, 6, RTMP_MSG_VIDEO, 1, 0, avc_key, sizeof avc_key);
-    /* nothing arrives before the key check answers */
+    cli_send(cl, 6, RTMP_MSG_VIDEO, 1, 33, avc_key, sizeof avc_key);
     assert_false(cli_expect(cl, "onStatus", 300));
+    assert_int_equal(R.vconf, 0);
+    assert_int_equal(R.vframes, 0);
     assert_int_equal(loop_post(R.session_loop, accept_pending, NULL), 0);
     assert_true(cli_expect(cl, "onStatus", 3000));
     assert_string_equal(cli_code(cl), "NetStream.Publish.Start");
-    assert_true(WAIT_FOR(R.vconf == 1, 2000));
+    /* accepted: the config and both frames, in order, the config once */
+    assert_true(WAIT_FOR(R.vframes == 2, 2000));
+    assert_int_equal(R.vconf, 1);
     assert_string_equal(R.vcodec, "avc1.42c00a");
-    assert_int_equal(R.vframes, 0);
-    cli_send(cl, 6, RTMP_MSG_VIDEO, 1, 40, avc_key, sizeof avc_key);
-    assert_true(WAIT_FOR(R.vframes == 1, 2000));
-    assert_int_equal(R.last_vdts, 40);
+    assert_int_equal(R.last_vdts, 33);
+    cli_send(cl, 6, RTMP_MSG_VIDEO, 1, 66, avc_key, sizeof avc_key);
+    assert_true(WAIT_FOR(R.vframes == 3, 2000));
+    assert_int_equal(R.last_vdts, 66);
+    assert_int_equal(R.vconf, 1);
     cli_close(cl);
     assert_true(WAIT_FOR(R.closes == 1, 3000));
     assert_string_equal(R.close_reason, "eof");
@@ -1225,7 +1231,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_config_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deny_sends_badname_and_closes_within_a_second, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_deferred_publish_holds_media_then_replays_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_publish_holds_media_then_replays_it_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_play_is_refused_with_clear_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_app_is_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_command_gets_error_and_ping_gets_pong, setup, teardown),
