@@ -71,17 +71,24 @@ elif [ $rc -ne 0 ]; then
     failed_names="$failed_names e2e(no report)"
 fi
 
-echo "== benchmark tool tests (bench/test_latency_probe.py)"
-out=$("$PY" bench/test_latency_probe.py 2>&1)
-rc=$?
-p=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' | tail -n 1)
-f=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' | tail -n 1)
-p=${p:-0}
-f=${f:-0}
-if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-add "$p" "$f"
-if [ "$f" -ne 0 ]; then printf '%s\n' "$out" | tail -20; failed_names="$failed_names latency_probe"; fi
-echo "ok   latency probe tools ($p passed)"
+echo "== benchmark tool tests (bench/test_latency_probe.py, bench/test_run.py)"
+for t in test_latency_probe test_run; do
+    out=$("$PY" "bench/$t.py" 2>&1)
+    rc=$?
+    p=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' | tail -n 1)
+    f=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' | tail -n 1)
+    p=${p:-0}
+    f=${f:-0}
+    if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    add "$p" "$f"
+    if [ "$f" -ne 0 ]; then
+        printf '%s\n' "$out" | tail -20
+        failed_names="$failed_names bench/$t"
+        echo "FAIL bench/$t.py ($p passed, $f failed)"
+    else
+        echo "ok   bench/$t.py ($p passed)"
+    fi
+done
 
 if [ -d tests/browser ] && ls tests/browser/*.test.mjs >/dev/null 2>&1; then
     echo "== browser tests (tests/browser, headless Chromium)"
