@@ -1026,6 +1026,12 @@ def judge_targets(result):
         for t in out:
             if t["verdict"] != "not measured":
                 t["note"] = "; ".join(x for x in (t["note"], "ROOMS=0: recording off, not #7's configuration") if x)
+    media = cfg.get("media") or ""
+    if media and not media.startswith("720p30"):
+        # The thresholds are for 2.5 Mbit/s 720p30; other media are reported, flagged.
+        for t in out:
+            if t["verdict"] != "not measured":
+                t["note"] = "; ".join(x for x in (t["note"], "media %s: the targets are set for 720p30" % media) if x)
     return out
 
 

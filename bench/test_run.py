@@ -137,6 +137,15 @@ class TargetTests(unittest.TestCase):
         del r["targets"]["castgate"]["delivery"]
         self.assertEqual(by_name(run.judge_targets(r))["segment delivery"]["verdict"], "not measured")
 
+    def test_other_media_are_flagged_not_judged_silently(self):
+        r = result()
+        r["config"]["media"] = "1080p60.flv"
+        notes = [t["note"] for t in run.judge_targets(r) if t["verdict"] != "not measured"]
+        self.assertTrue(notes)
+        self.assertTrue(all("the targets are set for 720p30" in n for n in notes))
+        r["config"]["media"] = "720p30.flv"
+        self.assertFalse(any("720p30" in t["note"] for t in run.judge_targets(r)))
+
     def test_table_lists_every_target(self):
         text = run.targets_table(run.judge_targets(result()))
         self.assertEqual(text.count("PASS") + text.count("MISS") + text.count("not measured"), 6)
