@@ -717,6 +717,50 @@ static void test_deferred_publish_holds_media_then_replays_it_in_order(void **st
     assert_string_equal(R.close_reason, "eof");
 }
 
+/* Over HELD_TAGS_MAX (4 MiB) of media before the answer: the frames are let
+ * go (a bounded hold), the latest sequence header still gets through, and
+ * the stream goes on normally once accepted. */
+static void test_deferred_publish_hold_is_bounded(void **state)
+{
+    (void)state;
+    rec_reset(MODE_DEFER);
+    struct rtmp_server_config c;
+    test_config(&c);
+    start_server(&c);
+    struct cli *cl = cli_open(F.port);
+    cli_publish(cl, "live", "slowkey");
+    assert_true(WAIT_FOR(R.publishes == 1, 3000));
+    cli_send(cl, 6, RTMP_MSG_VIDEO, 1, 0, avc_seq, sizeof avc_seq);
+    size_t nal = (1u << 20) - 9, len = nal + 9;
+    uint8_t *big = calloc(1, len);
+    assert_non_null(big);
+    big[0] = 0x27; /* inter frame, AVC */
+    big[1] = 0x01; /* NALU */
+    big[5] = (uint8_t)(nal >> 24);
+    big[6] = (uint8_t)(nal >> 16);
+    big[7] = (uint8_t)(nal >> 8);
+    big[8] = (uint8_t)nal;
+    big[9] = 0x41;
+    for (uint32_t i = 0; i < 5; i++)
+        cli_send(cl, 6, RTMP_MSG_VIDEO, 1, 33 * (i + 1), big, len);
+    free(big);
+    /* the server handles messages in order: once this is answered, all
+     * the media above has been seen while the publish was pending */
+    cli_cmd(cl, 0, "noSuchCommand", 9, NULL);
+    assert_true(cli_expect(cl, "_error", 5000));
+    assert_int_equal(R.vframes, 0);
+    assert_int_equal(loop_post(R.session_loop, accept_pending, NULL), 0);
+    assert_true(cli_expect(cl, "onStatus", 5000));
+    assert_string_equal(cli_code(cl), "NetStream.Publish.Start");
+    assert_true(WAIT_FOR(R.vconf == 1, 2000));
+    assert_int_equal(R.vframes, 0);
+    cli_send(cl, 6, RTMP_MSG_VIDEO, 1, 200, avc_key, sizeof avc_key);
+    assert_true(WAIT_FOR(R.vframes == 1, 2000));
+    assert_int_equal(R.last_vdts, 200);
+    cli_close(cl);
+    assert_true(WAIT_FOR(R.closes == 1, 3000));
+}
+
 static void test_play_is_refused_with_clear_status(void **state)
 {
     (void)state;
@@ -1232,6 +1276,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_config_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deny_sends_badname_and_closes_within_a_second, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deferred_publish_holds_media_then_replays_it_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deferred_publish_hold_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_play_is_refused_with_clear_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_app_is_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_command_gets_error_and_ping_gets_pong, setup, teardown),
