@@ -78,7 +78,7 @@ struct fw_close_result {
 typedef void (*fw_closed_fn)(void *ctx, const struct fw_close_result *res);
 
 /* Starts a writer thread. queue_max_bytes: ceiling of bytes waiting to be
- * written over all files (0 = 64 MiB); fsync_interval_ms (0 = 2000). NULL on
+ * written over all files (0 = 256 MiB); fsync_interval_ms (0 = 2000). NULL on
  * failure. */
 struct file_writer *file_writer_new(const char *name, size_t queue_max_bytes,
                                     int fsync_interval_ms);
