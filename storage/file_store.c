@@ -125,10 +125,12 @@ int file_store_fsync_parent(const char *path)
     return rc;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
+/* All of p: at offset off (pwrite), or at the file offset when off < 0
+ * (write). 0 or -1 (errno). */
+static int write_all_at(int fd, const uint8_t *p, size_t len, off_t off)
 {
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
+        ssize_t n = off < 0 ? write(fd, p, len) : pwrite(fd, p, len, off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -140,9 +142,13 @@ static int write_all(int fd, const uint8_t *p, size_t len)
         }
         p += n;
         len -= (size_t)n;
+        if (off >= 0)
+            off += n;
     }
     return 0;
 }
+
+static int write_all(int fd, const uint8_t *p, size_t len) { return write_all_at(fd, p, len, -1); }
 
 int file_store_publish(const char *tmp, const char *path)
 {
@@ -385,26 +391,6 @@ static void open_list_del(struct file_writer *w, struct fw_file *f)
  * 4096 covers every device and memory alignment we meet. */
 #define FW_DIO_ALIGN 4096u
 
-static int pwrite_all(int fd, const uint8_t *p, size_t len, off_t off)
-{
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (n == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-        off += n;
-    }
-    return 0;
-}
-
 /* Appends with O_DIRECT: the page cache is bypassed, so a recording that is
  * written once and read back only by the finalizer and downloads costs no
  * page-cache copy (and, on a VM, no first touch of fresh guest pages). The
@@ -433,7 +419,7 @@ static int dio_write(struct file_writer *w, struct fw_file *f, const uint8_t *da
     memcpy(w->dio_buf, f->dio_tail, f->dio_tail_len);
     memcpy(w->dio_buf + f->dio_tail_len, data, len);
     memset(w->dio_buf + have, 0, padded - have);
-    if (pwrite_all(f->fd, w->dio_buf, padded, f->dio_base) != 0)
+    if (write_all_at(f->fd, w->dio_buf, padded, f->dio_base) != 0)
         return -1;
     if (padded != have && ftruncate(f->fd, f->dio_base + (off_t)have) != 0)
         return -1;
