@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import latency_probe as lp  # noqa: E402
+import unittest_tally  # noqa: E402
 
 LL_PLAYLIST = """#EXTM3U
 #EXT-X-TARGETDURATION:2
@@ -270,8 +271,4 @@ class ProbeTests(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
-    res = unittest.TextTestRunner(verbosity=2).run(suite)
-    bad = len(res.failures) + len(res.errors)
-    print("%d passed, %d failed" % (res.testsRun - bad, bad))
-    sys.exit(1 if bad else 0)
+    unittest_tally.main(__name__)

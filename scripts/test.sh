@@ -13,6 +13,25 @@ failed_names=""
 
 add() { pass=$((pass + $1)); fail=$((fail + $2)); }
 
+# tally NAME RC OUTPUT PASSED_SED FAILED_SED: adds what one test runner
+# reported (the sed expressions print its passed / failed counts; a non-zero
+# exit with no failure counted is one failure) and says ok or FAIL.
+tally() {
+    p=$(printf '%s\n' "$3" | sed -n "$4" | tail -n 1)
+    f=$(printf '%s\n' "$3" | sed -n "$5" | tail -n 1)
+    p=${p:-0}
+    f=${f:-0}
+    if [ "$2" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    add "$p" "$f"
+    if [ "$f" -ne 0 ]; then
+        printf '%s\n' "$3" | tail -n 40
+        failed_names="$failed_names $1"
+        echo "FAIL $1 ($p passed, $f failed)"
+    else
+        echo "ok   $1 ($p passed)"
+    fi
+}
+
 # A local PostgreSQL for every test level (unit tests of the state machine use it too).
 stop_pg=0
 if [ -z "${DATABASE_URL:-}" ]; then
@@ -27,19 +46,8 @@ for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue
     out=$("$t" 2>&1)
     rc=$?
-    p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -n 1)
-    f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -n 1)
-    p=${p:-0}
-    f=${f:-0}
-    if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    add "$p" "$f"
-    if [ "$f" -ne 0 ]; then
-        printf '%s\n' "$out" | tail -n 40
-        failed_names="$failed_names $(basename "$t")"
-        echo "FAIL $(basename "$t") ($p passed, $f failed)"
-    else
-        echo "ok   $(basename "$t") ($p passed)"
-    fi
+    tally "$(basename "$t")" $rc "$out" \
+        's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p'
 done
 
 # Debian's python3 has python3-pytest; a pyenv python earlier in PATH does not.
@@ -75,19 +83,8 @@ echo "== benchmark tool tests (bench/test_latency_probe.py, bench/test_run.py)"
 for t in test_latency_probe test_run; do
     out=$("$PY" "bench/$t.py" 2>&1)
     rc=$?
-    p=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' | tail -n 1)
-    f=$(printf '%s\n' "$out" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' | tail -n 1)
-    p=${p:-0}
-    f=${f:-0}
-    if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    add "$p" "$f"
-    if [ "$f" -ne 0 ]; then
-        printf '%s\n' "$out" | tail -20
-        failed_names="$failed_names bench/$t"
-        echo "FAIL bench/$t.py ($p passed, $f failed)"
-    else
-        echo "ok   bench/$t.py ($p passed)"
-    fi
+    tally "bench/$t.py" $rc "$out" \
+        's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' 's/^\([0-9]*\) passed, \([0-9]*\) failed.*/\2/p'
 done
 
 if [ -d tests/browser ] && ls tests/browser/*.test.mjs >/dev/null 2>&1; then
