@@ -681,16 +681,31 @@ static const uint8_t avc_seq[] = {
     0x00, 0x03, 0x00, 0x20, 0xF1, 0x22, 0x6A, 0x01, 0x00, 0x04, 0x68, 0xCE, 0x0F, 0xC8};
 static const uint8_t avc_key[] = {0x17, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x65, 0x88};
 
-static void test_deferred_publish_holds_media_then_replays_it_in_order(void **state)
+/* A publisher whose key check the upper layer leaves pending (MODE_DEFER). */
+static struct cli *deferred_publisher(const char *name)
 {
-    (void)state;
     rec_reset(MODE_DEFER);
     struct rtmp_server_config c;
     test_config(&c);
     start_server(&c);
     struct cli *cl = cli_open(F.port);
-    cli_publish(cl, "live", "slowkey?x=1");
+    cli_publish(cl, "live", name);
     assert_true(WAIT_FOR(R.publishes == 1, 3000));
+    return cl;
+}
+
+/* The pending key check answers yes: Publish.Start within timeout_ms. */
+static void accept_deferred(struct cli *cl, int timeout_ms)
+{
+    assert_int_equal(loop_post(R.session_loop, accept_pending, NULL), 0);
+    assert_true(cli_expect(cl, "onStatus", timeout_ms));
+    assert_string_equal(cli_code(cl), "NetStream.Publish.Start");
+}
+
+static void test_deferred_publish_holds_media_then_replays_it_in_order(void **state)
+{
+    (void)state;
+    struct cli *cl = deferred_publisher("slowkey?x=1");
     assert_string_equal(R.key, "slowkey");
     /* media sent before the answer (a client that does not wait for
      * Publish.Start): held, nothing reaches the upper layer yet */
@@ -700,9 +715,7 @@ static void test_deferred_publish_holds_media_then_replays_it_in_order(void **st
     assert_false(cli_expect(cl, "onStatus", 300));
     assert_int_equal(R.vconf, 0);
     assert_int_equal(R.vframes, 0);
-    assert_int_equal(loop_post(R.session_loop, accept_pending, NULL), 0);
-    assert_true(cli_expect(cl, "onStatus", 3000));
-    assert_string_equal(cli_code(cl), "NetStream.Publish.Start");
+    accept_deferred(cl, 3000);
     /* accepted: the config and both frames, in order, the config once */
     assert_true(WAIT_FOR(R.vframes == 2, 2000));
     assert_int_equal(R.vconf, 1);
@@ -723,13 +736,7 @@ static void test_deferred_publish_holds_media_then_replays_it_in_order(void **st
 static void test_deferred_publish_hold_is_bounded(void **state)
 {
     (void)state;
-    rec_reset(MODE_DEFER);
-    struct rtmp_server_config c;
-    test_config(&c);
-    start_server(&c);
-    struct cli *cl = cli_open(F.port);
-    cli_publish(cl, "live", "slowkey");
-    assert_true(WAIT_FOR(R.publishes == 1, 3000));
+    struct cli *cl = deferred_publisher("slowkey");
     cli_send(cl, 6, RTMP_MSG_VIDEO, 1, 0, avc_seq, sizeof avc_seq);
     size_t nal = (1u << 20) - 9, len = nal + 9;
     uint8_t *big = calloc(1, len);
@@ -749,9 +756,7 @@ static void test_deferred_publish_hold_is_bounded(void **state)
     cli_cmd(cl, 0, "noSuchCommand", 9, NULL);
     assert_true(cli_expect(cl, "_error", 5000));
     assert_int_equal(R.vframes, 0);
-    assert_int_equal(loop_post(R.session_loop, accept_pending, NULL), 0);
-    assert_true(cli_expect(cl, "onStatus", 5000));
-    assert_string_equal(cli_code(cl), "NetStream.Publish.Start");
+    accept_deferred(cl, 5000);
     assert_true(WAIT_FOR(R.vconf == 1, 2000));
     assert_int_equal(R.vframes, 0);
     cli_send(cl, 6, RTMP_MSG_VIDEO, 1, 200, avc_key, sizeof avc_key);
