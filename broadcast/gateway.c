@@ -1147,14 +1147,13 @@ struct gateway *gateway_start(const struct gateway_deps *d, char *err, size_t er
     gw->finalizer = d->finalizer;
     pthread_mutex_init(&gw->mu, NULL);
     gw->writer = file_writer_new("rec-writer", 0, d->cfg->recording_fsync_interval_ms);
-    if (gw->writer)
-        file_writer_set_direct_io(gw->writer, d->cfg->recording_direct_io != 0);
     if (!gw->writer) {
         snprintf(err, errlen, "gateway: cannot start the recording writer");
         pthread_mutex_destroy(&gw->mu);
         free(gw);
         return NULL;
     }
+    file_writer_set_direct_io(gw->writer, d->cfg->recording_direct_io != 0);
 
     /* OPS-6: sessions this node left open before a crash or restart. */
     PGconn *c = db_connect(d->conninfo, err, errlen);
