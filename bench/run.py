@@ -79,20 +79,27 @@ class Skip(Exception):
 # ---------------------------------------------------------------- /proc sampling
 
 
+def read_stat(path):
+    """(ppid, utime + stime ticks) from a /proc/.../stat file; None when it
+    is gone."""
+    try:
+        with open(path) as f:
+            s = f.read()
+    except OSError:
+        return None
+    rest = s[s.rfind(")") + 2:].split()
+    # fields after "pid (comm)": state ppid ... utime(14) stime(15)
+    return int(rest[1]), int(rest[11]) + int(rest[12])
+
+
 def proc_table():
     """pid -> (ppid, cpu_ticks) for every process."""
     out = {}
     for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                s = f.read()
-        except OSError:
-            continue
-        rest = s[s.rfind(")") + 2:].split()
-        # fields after "pid (comm)": state ppid ... utime(14) stime(15)
-        out[int(d)] = (int(rest[1]), int(rest[11]) + int(rest[12]))
+        if d.isdigit():
+            st = read_stat("/proc/%s/stat" % d)
+            if st is not None:
+                out[int(d)] = st
     return out
 
 
@@ -121,14 +128,11 @@ def thread_ticks(pids, names):
             try:
                 with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
                     comm = f.read().strip()
-                if comm not in out:
-                    continue
-                with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-                    st = f.read()
             except OSError:
                 continue
-            rest = st[st.rfind(")") + 2:].split()
-            out[comm] += int(rest[11]) + int(rest[12])
+            st = read_stat("/proc/%d/task/%s/stat" % (pid, tid)) if comm in out else None
+            if st is not None:
+                out[comm] += st[1]
     return out
 
 
